@@ -1,0 +1,230 @@
+"""Configuration: ``config.yaml`` parsed and validated with pydantic.
+
+The layout follows the reference article's configuration template
+(``reliability_monitor:`` architecture, target_layer, probe, routing, monitoring,
+logging), extended with ``model``, ``kafka`` and ``store``. Unknown keys are
+errors, so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+DEFAULT_CONFIG_NAME = "config.yaml"
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+
+
+class ConfigError(ValueError):
+    """The configuration file is missing, unreadable or invalid; the message is one line."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ProbeConfig(_Strict):
+    hidden_dim: int = Field(128, gt=0)
+    dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    pooling: Literal["last_prompt_token", "mean_prompt_tokens"] = "last_prompt_token"
+    calibration_method: Literal["temperature_scaling", "isotonic", "none"] = "temperature_scaling"
+    temperature: float = Field(1.0, gt=0.0)
+
+
+class RoutingConfig(_Strict):
+    confidence_threshold: float = Field(0.72, ge=0.0, le=1.0)
+    fallback_strategy: str = "human_review"
+    gray_zone_bounds: tuple[float, float] = (0.65, 0.80)
+    gray_zone_action: str = "self_consistency_k5"
+
+    @field_validator("gray_zone_bounds")
+    @classmethod
+    def _ordered(cls, v: tuple[float, float]) -> tuple[float, float]:
+        lo, hi = v
+        if not (0.0 <= lo <= hi <= 1.0):
+            raise ValueError(f"must satisfy 0 <= low <= high <= 1, got [{lo}, {hi}]")
+        return v
+
+
+class MonitoringConfig(_Strict):
+    drift_detection_interval: str = "weekly"
+    kl_divergence_threshold: float = Field(0.15, gt=0.0)
+    kl_bins: int = Field(10, ge=2, le=1000)
+    kl_epsilon: float = Field(1e-4, gt=0.0, lt=1.0)
+    ece_threshold: float = Field(0.10, gt=0.0, le=1.0)
+    ece_bins: int = Field(15, ge=2, le=1000)
+    min_window_events: int = Field(100, ge=1)
+    retrain_trigger: Literal["auto", "manual", "scheduled"] = "auto"
+
+
+class LoggingConfig(_Strict):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    capture_states: bool = False
+    log_confidence_distributions: bool = True
+    alert_on_calibration_drift: bool = True
+
+
+class ModelConfig(_Strict):
+    id: str = "shapes-llava"
+    path: Path = PACKAGE_ROOT / "monitor" / "reference" / "checkpoint"
+    device: str = "cpu"
+
+
+class TopicsConfig(_Strict):
+    events: str = "vlm-monitor.events"
+    labels: str = "vlm-monitor.labels"
+    alerts: str = "vlm-monitor.alerts"
+    control: str = "vlm-monitor.control"
+
+
+class KafkaConfig(_Strict):
+    bootstrap_servers: list[str] = Field(default_factory=lambda: ["127.0.0.1:9092"], min_length=1)
+    client_id: str = "vlm-monitor"
+    topics: TopicsConfig = Field(default_factory=TopicsConfig)
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_plain_username: str | None = None
+    sasl_plain_password: str | None = None
+    ssl_cafile: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    producer_queue_size: int = Field(10_000, ge=1)
+
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _host_port(cls, v: list[str]) -> list[str]:
+        for server in v:
+            host, sep, port = server.rpartition(":")
+            if not sep or not host or not port.isdigit():
+                raise ValueError(f"expected host:port, got {server!r}")
+        return v
+
+    def client_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments shared by kafka-python's producer and consumer."""
+        kwargs: dict[str, Any] = {
+            "bootstrap_servers": list(self.bootstrap_servers),
+            "client_id": self.client_id,
+            "security_protocol": self.security_protocol,
+        }
+        optional = {
+            "sasl_mechanism": self.sasl_mechanism,
+            "sasl_plain_username": self.sasl_plain_username,
+            "sasl_plain_password": self.sasl_plain_password,
+            "ssl_cafile": self.ssl_cafile,
+            "ssl_certfile": self.ssl_certfile,
+            "ssl_keyfile": self.ssl_keyfile,
+        }
+        kwargs.update({k: v for k, v in optional.items() if v is not None})
+        return kwargs
+
+
+class StoreConfig(_Strict):
+    path: Path = Path("vlm-monitor-data/monitor.duckdb")
+    reports_dir: Path = Path("vlm-monitor-data/reports")
+
+
+class ReliabilityMonitorConfig(_Strict):
+    architecture: Literal["late_fusion", "early_fusion"] = "late_fusion"
+    target_layer: int = Field(3, ge=0)
+    probe: ProbeConfig = Field(default_factory=ProbeConfig)
+    routing: RoutingConfig = Field(default_factory=RoutingConfig)
+    monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    kafka: KafkaConfig = Field(default_factory=KafkaConfig)
+    store: StoreConfig = Field(default_factory=StoreConfig)
+
+
+class Config(_Strict):
+    """Root of ``config.yaml``: a single ``reliability_monitor`` key."""
+
+    reliability_monitor: ReliabilityMonitorConfig = Field(default_factory=ReliabilityMonitorConfig)
+    base_dir: Path = Field(default_factory=Path.cwd, exclude=True)
+
+    @model_validator(mode="after")
+    def _resolve_paths(self) -> Config:
+        rm = self.reliability_monitor
+        resolved = {
+            "model": rm.model.model_copy(update={"path": _resolve(self.base_dir, rm.model.path)}),
+            "store": rm.store.model_copy(
+                update={
+                    "path": _resolve(self.base_dir, rm.store.path),
+                    "reports_dir": _resolve(self.base_dir, rm.store.reports_dir),
+                }
+            ),
+        }
+        object.__setattr__(self, "reliability_monitor", rm.model_copy(update=resolved))
+        return self
+
+
+def _resolve(base: Path, path: Path) -> Path:
+    return path if path.is_absolute() else (base / path).resolve()
+
+
+def _format_error(source: str, exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"])
+    if err["type"] == "extra_forbidden":
+        msg = "unknown key"
+    else:
+        msg = err["msg"]
+        if "input" in err and not isinstance(err["input"], dict) and "error" not in msg:
+            msg += f" (got {err['input']!r})"
+    more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"{source}: {loc}: {msg}{more}"
+
+
+def parse_config(data: Any, source: str = "<config>", base_dir: Path | None = None) -> Config:
+    """Validate an already-parsed mapping.
+
+    Raises
+    ------
+    ConfigError
+        With one line ``source: dotted.key: what is wrong``.
+    """
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: top level must be a mapping, got {type(data).__name__}")
+    if "base_dir" in data:
+        raise ConfigError(f"{source}: base_dir: unknown key")
+    try:
+        return Config(**data, base_dir=base_dir or Path.cwd())
+    except ValidationError as exc:
+        raise ConfigError(_format_error(source, exc)) from None
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Load and validate a config file.
+
+    Parameters
+    ----------
+    path : str or Path, optional
+        The YAML file. ``None`` uses ``./config.yaml`` when it exists, else the
+        built-in defaults (bundled reference model, local broker, local DuckDB file).
+
+    Raises
+    ------
+    ConfigError
+        The file is missing, is not YAML, or fails validation.
+    """
+    if path is None:
+        candidate = Path.cwd() / DEFAULT_CONFIG_NAME
+        if not candidate.exists():
+            return Config()
+        path = candidate
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}:{where} not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    return parse_config(data, source=str(path), base_dir=path.resolve().parent)
