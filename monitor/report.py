@@ -1,0 +1,281 @@
+"""HTML drift report: evidently's distribution comparison plus our detector results.
+
+evidently (0.7.23) is imported inside :func:`write_html_report` only: the import
+takes 4-7 s and pulls about 1 GB of dependencies, which the daemon must not pay
+at start-up. Its usage telemetry is switched off first: evidently 0.7.23 reads
+``DO_NOT_TRACK`` (``evidently/telemetry.py``; any value disables it) and its
+legacy modules read ``EVIDENTLY_DISABLE_TELEMETRY=1`` (``evidently/legacy/_config.py``);
+both are set in ``os.environ`` unless already set. (In 0.7.23 only the UI
+service and the collector send events; building a report sends none.)
+
+evidently embeds its 3.5 MB JavaScript bundle in every page. By default the
+bundle is written once next to the reports, as ``js/evidently-<version>.js``,
+and each page links to it (evidently's own "folder" save mode), which keeps a
+page near 0.25 MB; ``self_contained=True`` keeps one 3.8 MB file to mail around.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import math
+import os
+import warnings
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from detectors.base import DetectorResult, as_1d_finite
+
+logger = logging.getLogger(__name__)
+
+COLUMN = "confidence"
+STAT_FORMAT = "{:.4f}"
+"""How statistics are printed in the page (tests look for this exact text)."""
+
+_CSS = """
+<style>
+.vlm-monitor { font-family: system-ui, sans-serif; margin: 16px 24px; color: #222; }
+.vlm-monitor table { border-collapse: collapse; margin: 8px 0 16px; font-size: 14px; }
+.vlm-monitor th, .vlm-monitor td { border: 1px solid #ccc; padding: 4px 10px; text-align: right; }
+.vlm-monitor th { background: #f3f3f3; }
+.vlm-monitor td.name { text-align: left; }
+.vlm-monitor .drift { color: #b00020; font-weight: bold; }
+.vlm-monitor .ok { color: #1b5e20; }
+.vlm-monitor .note { color: #666; font-size: 13px; }
+</style>
+"""
+
+
+def write_html_report(
+    reference: ArrayLike,
+    current: ArrayLike,
+    results: Sequence[DetectorResult],
+    path: str | os.PathLike[str],
+    title: str,
+    *,
+    self_contained: bool = False,
+) -> Path:
+    """Write an HTML report comparing reference and current confidence distributions.
+
+    The page starts with our own section (window sizes, detector results such as
+    KL divergence and ECE, per-bin tables) followed by evidently's
+    ``DataDriftPreset`` on the confidence column and its ``kl_div`` and ``psi``
+    ``ValueDrift`` metrics as cross-checks (evidently bins both windows
+    together, so its KL differs from ours by design).
+
+    Parameters
+    ----------
+    reference : array-like of shape (n_reference,)
+        Reference-window confidences (probability).
+    current : array-like of shape (n_current,)
+        Current-window confidences (probability).
+    results : sequence of DetectorResult
+        Detector results to show; may be empty.
+    path : str or path-like
+        Output file; parent directories are created.
+    title : str
+        Page title (HTML-escaped).
+    self_contained : bool, default False
+        Embed evidently's JavaScript bundle instead of linking ``js/evidently-<v>.js``.
+
+    Returns
+    -------
+    Path
+        The written file.
+
+    Raises
+    ------
+    ValueError
+        An empty, non-1-D or non-finite input array, or an empty title.
+    TypeError
+        An element of ``results`` is not a DetectorResult.
+    """
+    ref = as_1d_finite(reference, "reference")
+    cur = as_1d_finite(current, "current")
+    for name, arr in (("reference", ref), ("current", cur)):
+        if arr.size == 0:
+            raise ValueError(f"{name} is empty: a report needs samples in both windows")
+    for r in results:
+        if not isinstance(r, DetectorResult):
+            raise TypeError(f"results must be DetectorResult objects, got {type(r).__name__}")
+    if not title:
+        raise ValueError("title must be a non-empty string")
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+    page = _evidently_html(ref, cur, title)
+    page = page.replace("<head>", f"<head>\n<title>{html.escape(title)}</title>", 1)
+    ours = _our_section(ref, cur, results, title)
+    if "<body>" in page:
+        page = page.replace("<body>", "<body>\n" + ours, 1)
+    else:  # layout changed upstream: still show our results
+        page = ours + page
+    if not self_contained:
+        page = _link_bundle(page, out.parent)
+
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(page, encoding="utf-8")
+    os.replace(tmp, out)
+    logger.info("wrote report %s (%.0f kB)", out, out.stat().st_size / 1e3)
+    return out
+
+
+def _evidently_html(ref: Any, cur: Any, title: str) -> str:
+    """Run evidently (imported here, telemetry off) and return its standalone HTML."""
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    os.environ.setdefault("EVIDENTLY_DISABLE_TELEMETRY", "1")
+    try:
+        with warnings.catch_warnings():
+            # evidently's UI modules import litestar, which warns about its own deprecations.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            import pandas as pd
+            from evidently import DataDefinition, Dataset, Report
+            from evidently.metrics import ValueDrift
+            from evidently.presets import DataDriftPreset
+    except ImportError as exc:  # pragma: no cover - evidently is a declared dependency
+        raise ImportError("HTML reports need evidently: pip install 'evidently==0.7.23'") from exc
+
+    definition = DataDefinition(numerical_columns=[COLUMN])
+    report = Report(
+        [
+            DataDriftPreset(columns=[COLUMN]),
+            ValueDrift(column=COLUMN, method="kl_div"),
+            ValueDrift(column=COLUMN, method="psi"),
+        ],
+        metadata={"title": title},
+    )
+    snapshot = report.run(
+        Dataset.from_pandas(pd.DataFrame({COLUMN: cur}), data_definition=definition),
+        Dataset.from_pandas(pd.DataFrame({COLUMN: ref}), data_definition=definition),
+    )
+    return snapshot.get_html_str(as_iframe=False)
+
+
+def _link_bundle(page: str, directory: Path) -> str:
+    """Replace evidently's inline JS bundle by a link to one shared copy in ``directory/js``."""
+    import evidently
+
+    source = Path(evidently.__file__).parent / "nbextension" / "static" / "index.js"
+    try:
+        bundle = source.read_text(encoding="utf-8")
+    except OSError:
+        logger.warning("evidently bundle %s not found: report stays self-contained", source)
+        return page
+    inline = f"<script>{bundle}</script>"
+    if page.count(inline) != 1:
+        logger.warning("evidently page layout not recognised: report stays self-contained")
+        return page
+    rel = f"js/evidently-{evidently.__version__}.js"
+    target = directory / rel
+    if not target.exists() or target.stat().st_size != source.stat().st_size:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(target.name + ".tmp")
+        tmp.write_text(bundle, encoding="utf-8")
+        os.replace(tmp, target)
+    return page.replace(inline, f'<script src="{rel}"></script>', 1)
+
+
+def _fmt(value: float | None, unit: str = "") -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    text = STAT_FORMAT.format(value)
+    return f"{text} {html.escape(unit)}" if unit else text
+
+
+def _utc(ts: float | None) -> str:
+    if ts is None:
+        return "–"
+    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join(
+        "<tr>" + "".join(c if c.startswith("<td") else f"<td>{c}</td>" for c in row) + "</tr>"
+        for row in rows
+    )
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _status(r: DetectorResult) -> str:
+    if r.insufficient_data:
+        return '<td class="note">insufficient data</td>'
+    return '<td class="drift">DRIFT</td>' if r.is_drift else '<td class="ok">ok</td>'
+
+
+def _our_section(ref: Any, cur: Any, results: Sequence[DetectorResult], title: str) -> str:
+    now = datetime.now(tz=timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    windows = _table(
+        ["window", "events", "mean confidence", "median confidence"],
+        [
+            [
+                f'<td class="name">{name}</td>',
+                str(x.size),
+                _fmt(float(np.mean(x))),
+                _fmt(float(np.median(x))),
+            ]
+            for name, x in (("reference", ref), ("current", cur))
+        ],
+    )
+    rows = [
+        [
+            f'<td class="name">{html.escape(r.detector)}</td>',
+            _fmt(r.statistic, str(r.details.get("unit", ""))),
+            _fmt(r.threshold),
+            _status(r),
+            _fmt(r.p_value),
+            str(r.n_reference),
+            str(r.n_current),
+            f"{_utc(r.window_start)} → {_utc(r.window_end)}",
+        ]
+        for r in results
+    ]
+    header = ["detector", "statistic", "threshold", "status", "p-value", "n ref", "n cur", "window"]
+    if rows:
+        detectors = _table(header, rows)
+    else:
+        detectors = '<p class="note">No detector results.</p>'
+    extra = "".join(_bins_section(r) for r in results if not r.insufficient_data)
+    return (
+        f'{_CSS}<section class="vlm-monitor"><h1>{html.escape(title)}</h1>'
+        f'<p class="note">Generated {now} by vlm-monitor. Our detectors below; '
+        "evidently's comparison of the confidence distributions follows (its KL uses bins "
+        "drawn from both windows and the direction KL(reference || current), so it differs "
+        "from ours by design).</p>"
+        f"<h2>Windows</h2>{windows}<h2>Detector results</h2>{detectors}{extra}</section>"
+    )
+
+
+def _bins_section(r: DetectorResult) -> str:
+    """Per-bin tables for results that carry them (KL bins, reliability diagram)."""
+    d = r.details
+    if "bin_edges" in d and "current_probs" in d:
+        edges = d["bin_edges"]
+        rows = [
+            [
+                f"[{edges[i]:.2f}, {edges[i + 1]:.2f}{']' if i == len(edges) - 2 else ')'}",
+                f"{100 * q:.1f} %",
+                f"{100 * p:.1f} %",
+            ]
+            for i, (q, p) in enumerate(zip(d["reference_probs"], d["current_probs"], strict=True))
+        ]
+        title = f"{html.escape(r.detector)}: smoothed bin probabilities"
+        return f"<h3>{title}</h3>" + _table(["bin", "reference", "current"], rows)
+    if "reliability" in d:
+        rel = d["reliability"]
+        n = len(rel["counts"])
+        rows = [
+            [f"({i / n:.2f}, {(i + 1) / n:.2f}]", str(c), _fmt(conf), _fmt(acc)]
+            for i, (c, conf, acc) in enumerate(
+                zip(rel["counts"], rel["mean_confidence"], rel["accuracy"], strict=True)
+            )
+            if c
+        ]
+        title = f"{html.escape(r.detector)}: reliability diagram (non-empty bins)"
+        return f"<h3>{title}</h3>" + _table(["bin", "count", "mean confidence", "accuracy"], rows)
+    return ""
