@@ -212,7 +212,9 @@ class ReliabilityCollector:
         confidence = self.probe.confidence_from_logits(logits)
         return [
             Score(
-                raw_logit=float(z), confidence=float(p), decision=self.gate.decide(float(p)),
+                raw_logit=float(z),
+                confidence=float(p),
+                decision=self.gate.decide(float(p)),
                 state=None if states is None else states[i],
             )
             for i, (z, p) in enumerate(zip(logits, confidence))
@@ -234,10 +236,18 @@ class ReliabilityCollector:
         now = time.time()
         events = [
             ScoredEvent(
-                event_id=new_event_id(), ts=now, model_id=self.model_id,
-                probe_version=self.probe.version, layer=self.layer, pooling=self.probe.pooling,
-                raw_logit=s.raw_logit, confidence=s.confidence, decision=s.decision, answer=a,
-                tag=t, state=None if s.state is None else [float(v) for v in s.state],
+                event_id=new_event_id(),
+                ts=now,
+                model_id=self.model_id,
+                probe_version=self.probe.version,
+                layer=self.layer,
+                pooling=self.probe.pooling,
+                raw_logit=s.raw_logit,
+                confidence=s.confidence,
+                decision=s.decision,
+                answer=a,
+                tag=t,
+                state=None if s.state is None else [float(v) for v in s.state],
             )
             for s, a, t in zip(scores, answers, tag_list)
         ]

@@ -232,8 +232,10 @@ class KafkaEmitter:
         self.close()
 
     def __repr__(self) -> str:
-        return (f"KafkaEmitter(topic={self.topic!r}, queue_size={self.queue_size}, "
-                f"sent={self._sent}, dropped={self._dropped}, failed={self._failed})")
+        return (
+            f"KafkaEmitter(topic={self.topic!r}, queue_size={self.queue_size}, "
+            f"sent={self._sent}, dropped={self._dropped}, failed={self._failed})"
+        )
 
     # -- background thread ------------------------------------------------------
     def _count(self, name: str, n: int = 1) -> None:

@@ -103,13 +103,25 @@ class LabelEvent:
 _KINDS: dict[str, type] = {"event": ScoredEvent, "label": LabelEvent}
 _TYPES: dict[str, dict[str, tuple[type, ...]]] = {
     "event": {
-        "event_id": (str,), "ts": (int, float), "model_id": (str,), "probe_version": (str,),
-        "layer": (int,), "pooling": (str,), "raw_logit": (int, float),
-        "confidence": (int, float), "decision": (str,), "answer": (str,), "tag": (str,),
-        "state": (list, type(None)), "schema_version": (int,),
+        "event_id": (str,),
+        "ts": (int, float),
+        "model_id": (str,),
+        "probe_version": (str,),
+        "layer": (int,),
+        "pooling": (str,),
+        "raw_logit": (int, float),
+        "confidence": (int, float),
+        "decision": (str,),
+        "answer": (str,),
+        "tag": (str,),
+        "state": (list, type(None)),
+        "schema_version": (int,),
     },
     "label": {
-        "event_id": (str,), "correct": (bool,), "ts": (int, float), "source": (str,),
+        "event_id": (str,),
+        "correct": (bool,),
+        "ts": (int, float),
+        "source": (str,),
         "schema_version": (int,),
     },
 }
@@ -144,7 +156,9 @@ def decode(raw: bytes) -> ScoredEvent | LabelEvent:
         raise EventDecodeError(f"unknown kind {kind!r}")
     version = body.get("schema_version", SCHEMA_VERSION)
     if version != SCHEMA_VERSION:
-        raise EventDecodeError(f"unsupported schema_version {version!r} (this build reads {SCHEMA_VERSION})")
+        raise EventDecodeError(
+            f"unsupported schema_version {version!r} (this build reads {SCHEMA_VERSION})"
+        )
     types = _TYPES[kind]
     names = {f.name for f in fields(cls)}
     unknown = set(body) - names

@@ -43,7 +43,9 @@ class RoutingGate:
     def __post_init__(self) -> None:
         lo, hi = self.gray_zone_bounds
         if not 0.0 <= self.confidence_threshold <= 1.0:
-            raise ValueError(f"confidence_threshold must be in [0, 1], got {self.confidence_threshold}")
+            raise ValueError(
+                f"confidence_threshold must be in [0, 1], got {self.confidence_threshold}"
+            )
         if lo > hi:
             raise ValueError(f"gray_zone_bounds must be ordered, got {self.gray_zone_bounds}")
 

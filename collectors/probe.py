@@ -89,7 +89,7 @@ class LinearProbe:
         return (states @ self._weight_on(states)).float() + self.bias
 
     def logits(self, states: np.ndarray) -> np.ndarray:
-        """Raw logits for ``states`` of shape ``(n_samples, hidden_dim)``; returns ``(n_samples,)``."""
+        """Raw logits, shape ``(n_samples,)``, of ``states`` (``(n_samples, hidden_dim)``)."""
         states = np.asarray(states, dtype=np.float32)
         if states.ndim != 2 or states.shape[1] != self.hidden_dim:
             raise ValueError(f"states must have shape (n, {self.hidden_dim}), got {states.shape}")
@@ -100,11 +100,11 @@ class LinearProbe:
         return 1.0 / (1.0 + np.exp(-np.asarray(logits, dtype=np.float64) / self.temperature))
 
     def predict_proba(self, states: np.ndarray) -> np.ndarray:
-        """Calibrated confidence (probability) for ``states`` of shape ``(n_samples, hidden_dim)``."""
+        """Calibrated confidence (probability) of ``states``, shape ``(n_samples, hidden_dim)``."""
         return self.confidence_from_logits(self.logits(states))
 
     def save(self, directory: str | Path, name: str | None = None) -> Path:
-        """Write ``<name>.safetensors`` and ``<name>.json`` to ``directory``; return the JSON path."""
+        """Write ``<name>.safetensors`` and ``<name>.json`` into ``directory``; return the JSON."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         name = name or self.version
@@ -145,9 +145,16 @@ class LinearProbe:
             raise ProbeFileError(f"cannot load probe {json_path}: {exc}") from exc
         except Exception as exc:  # safetensors raises its own error types on corrupt headers
             raise ProbeFileError(f"cannot load probe {tensor_path}: {exc}") from exc
-        if meta.get("format") != "vlm-monitor.linear-probe/1" or weight.shape != (meta.get("hidden_dim"),):
+        if meta.get("format") != "vlm-monitor.linear-probe/1" or weight.shape != (
+            meta.get("hidden_dim"),
+        ):
             raise ProbeFileError(f"{json_path}: format or hidden_dim does not match the tensors")
         return cls(
-            weight=weight, bias=bias, temperature=float(meta["temperature"]), layer=int(meta["layer"]),
-            pooling=str(meta["pooling"]), version=str(meta["version"]), metadata=meta.get("metadata", {}),
+            weight=weight,
+            bias=bias,
+            temperature=float(meta["temperature"]),
+            layer=int(meta["layer"]),
+            pooling=str(meta["pooling"]),
+            version=str(meta["version"]),
+            metadata=meta.get("metadata", {}),
         )

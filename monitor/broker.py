@@ -230,11 +230,22 @@ class EmbeddedBroker:
             self.log_path = Path(tempfile.gettempdir()) / f"vlm-monitor-tansu-{self.port}.log"
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         url = f"tcp://{self.host}:{self.port}"
-        cmd = [binary, "broker", "--listener-url", url, "--advertised-listener-url", url,
-               "--storage-engine", "memory://tansu/"]
+        cmd = [
+            binary,
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+            "--storage-engine",
+            "memory://tansu/",
+        ]
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self._proc = subprocess.Popen(
-            cmd, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            cmd,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
             start_new_session=True,  # Ctrl-C in a terminal reaches us, not the broker
         )
         self._finalizer = weakref.finalize(self, _terminate, self._proc, 2.0)

@@ -21,7 +21,11 @@ app = typer.Typer(
 
 ConfigOption = Annotated[
     Path | None,
-    typer.Option("--config", "-c", help="config.yaml to use (default: ./config.yaml, else built-in defaults)."),
+    typer.Option(
+        "--config",
+        "-c",
+        help="config.yaml to use (default: ./config.yaml, else built-in defaults).",
+    ),
 ]
 
 
@@ -44,8 +48,10 @@ def _load(path: Path | None) -> Config:
 def check_config(config: ConfigOption = None) -> None:
     """Validate the configuration and print the resolved paths."""
     cfg = _load(config).reliability_monitor
-    typer.echo(f"ok: model {cfg.model.id} at {cfg.model.path}; store {cfg.store.path}; "
-               f"kafka {','.join(cfg.kafka.bootstrap_servers)}")
+    typer.echo(
+        f"ok: model {cfg.model.id} at {cfg.model.path}; store {cfg.store.path}; "
+        f"kafka {','.join(cfg.kafka.bootstrap_servers)}"
+    )
 
 
 @app.command()
@@ -57,8 +63,10 @@ def broker(
 
     embedded = EmbeddedBroker(port=port)
     embedded.start()
-    typer.echo(f"embedded Kafka broker (Tansu, in-memory) listening on {embedded.bootstrap_servers[0]}; "
-               "Ctrl-C to stop")
+    typer.echo(
+        f"embedded Kafka broker (Tansu, in-memory) listening on {embedded.bootstrap_servers[0]}; "
+        "Ctrl-C to stop"
+    )
     embedded.run_until_signal()
     typer.echo("broker stopped")
 

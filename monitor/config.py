@@ -226,5 +226,7 @@ def load_config(path: str | Path | None = None) -> Config:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"{path}:{where} not valid YAML: {getattr(exc, 'problem', exc)}") from None
+        raise ConfigError(
+            f"{path}:{where} not valid YAML: {getattr(exc, 'problem', exc)}"
+        ) from None
     return parse_config(data, source=str(path), base_dir=path.resolve().parent)

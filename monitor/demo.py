@@ -63,7 +63,9 @@ def _security(kafka) -> dict:
     return kwargs
 
 
-def run_demo(cfg: Config, events_per_window: int = 600, seed: int = 0, console: Console | None = None) -> int:
+def run_demo(
+    cfg: Config, events_per_window: int = 600, seed: int = 0, console: Console | None = None
+) -> int:
     """Run the demo; return the number of alerts raised on the shifted window.
 
     Raises
@@ -78,29 +80,45 @@ def run_demo(cfg: Config, events_per_window: int = 600, seed: int = 0, console: 
         cfg, fresh_broker = _ensure_broker(cfg, stack, console)
         rm = cfg.reliability_monitor
         topics = rm.kafka.topics
-        ensure_topics(rm.kafka.client_kwargs(), [topics.events, topics.labels, topics.alerts, topics.control])
+        ensure_topics(
+            rm.kafka.client_kwargs(), [topics.events, topics.labels, topics.alerts, topics.control]
+        )
 
         console.print(f"Loading {rm.model.id} from {rm.model.path}")
         model, processor = load_reference_model(rm.model.path, device=rm.model.device)
 
         n_fit = max(2 * events_per_window, 400)
-        console.print(f"Fitting the probe on layer {rm.target_layer} ({rm.probe.pooling}) "
-                      f"from {n_fit} labelled reference requests")
-        states, correct = capture_states(
-            model, processor, make_samples(n_fit, seed=seed + 100),
-            layer=rm.target_layer, pooling=rm.probe.pooling,
+        console.print(
+            f"Fitting the probe on layer {rm.target_layer} ({rm.probe.pooling}) "
+            f"from {n_fit} labelled reference requests"
         )
-        probe = fit_linear_probe(states, correct, layer=rm.target_layer, pooling=rm.probe.pooling,
-                                 version="v1", seed=seed)
+        states, correct = capture_states(
+            model,
+            processor,
+            make_samples(n_fit, seed=seed + 100),
+            layer=rm.target_layer,
+            pooling=rm.probe.pooling,
+        )
+        probe = fit_linear_probe(
+            states,
+            correct,
+            layer=rm.target_layer,
+            pooling=rm.probe.pooling,
+            version="v1",
+            seed=seed,
+        )
         probe_dir = Path(rm.store.path).parent / "probes"
         probe.save(probe_dir)
         console.print(
             f"  probe v1: accuracy of the model on these requests {correct.mean():.1%}, "
-            f"held-out AUROC {probe.metadata['calibration_auroc']:.3f}, temperature {probe.temperature:.2f} "
+            f"held-out AUROC {probe.metadata['calibration_auroc']:.3f}, "
+            f"temperature {probe.temperature:.2f} "
             f"-> {probe_dir}"
         )
 
-        emitter = KafkaEmitter(topics.events, queue_size=rm.kafka.producer_queue_size, **rm.kafka.client_kwargs())
+        emitter = KafkaEmitter(
+            topics.events, queue_size=rm.kafka.producer_queue_size, **rm.kafka.client_kwargs()
+        )
         stack.callback(emitter.close)
         gate = RoutingGate(rm.routing.confidence_threshold, tuple(rm.routing.gray_zone_bounds))
         plan = [
@@ -109,20 +127,36 @@ def run_demo(cfg: Config, events_per_window: int = 600, seed: int = 0, console: 
             ("shifted", make_samples(events_per_window, seed=seed + 3, shift="all")),
         ]
         windows: list[Window] = []
-        with ReliabilityCollector(model, probe, gate=gate, emitter=emitter, model_id=rm.model.id,
-                                  capture_states=rm.logging.capture_states) as collector, \
-                Progress(console=console, transient=True) as progress:
+        with (
+            ReliabilityCollector(
+                model,
+                probe,
+                gate=gate,
+                emitter=emitter,
+                model_id=rm.model.id,
+                capture_states=rm.logging.capture_states,
+            ) as collector,
+            Progress(console=console, transient=True) as progress,
+        ):
             task = progress.add_task("serving requests", total=sum(len(s) for _, s in plan))
             for name, samples in plan:
                 progress.update(task, description=f"serving {name} traffic")
-                windows.append(run_window(
-                    name, model, processor, collector, samples,
-                    lambda label: emitter.emit(label, topic=topics.labels),
-                    progress=lambda n: progress.advance(task, n),
-                ))
+                windows.append(
+                    run_window(
+                        name,
+                        model,
+                        processor,
+                        collector,
+                        samples,
+                        lambda label: emitter.emit(label, topic=topics.labels),
+                        progress=lambda n: progress.advance(task, n),
+                    )
+                )
         emitter.flush(timeout_s=30)
-        console.print(f"Served {sum(len(w.events) for w in windows)} requests; events and labels "
-                      f"sent to Kafka ({emitter.sent} acked, {emitter.dropped} dropped)")
+        console.print(
+            f"Served {sum(len(w.events) for w in windows)} requests; events and labels "
+            f"sent to Kafka ({emitter.sent} acked, {emitter.dropped} dropped)"
+        )
 
         store = stack.enter_context(Store(rm.store.path))
         if fresh_broker:  # a new in-memory broker starts its offsets at 0 again
@@ -132,8 +166,10 @@ def run_demo(cfg: Config, events_per_window: int = 600, seed: int = 0, console: 
         stack.callback(ingester.close)
         expected = sum(len(w.events) for w in windows)
         stats = ingester.run_until_idle(idle_s=2.0, max_s=120.0)
-        console.print(f"Ingested into {rm.store.path}: {stats.n_events} events, {stats.n_labels} labels, "
-                      f"{stats.n_dead} dead letters (expected {expected} of each)")
+        console.print(
+            f"Ingested into {rm.store.path}: {stats.n_events} events, {stats.n_labels} labels, "
+            f"{stats.n_dead} dead letters (expected {expected} of each)"
+        )
 
         alerts = evaluate_windows(cfg, store, windows, console=console)
         shifted_alerts = [a for a in alerts if a.subject.endswith("shifted")]

@@ -84,9 +84,15 @@ class Ingester:
     broker is unreachable, and :meth:`run` retries with backoff.
     """
 
-    def __init__(self, kafka: KafkaConfig, store: Store, batch_size: int = 1000,
-                 create_topics: bool = True, refresh_s: float = 30.0,
-                 connect_timeout_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        kafka: KafkaConfig,
+        store: Store,
+        batch_size: int = 1000,
+        create_topics: bool = True,
+        refresh_s: float = 30.0,
+        connect_timeout_s: float = 5.0,
+    ) -> None:
         if int(batch_size) < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.kafka = kafka
@@ -110,8 +116,12 @@ class Ingester:
             if self.create_topics:
                 ensure_topics(kwargs, self.topics)
             self._consumer = new_kafka_client(
-                KafkaConsumer, **kwargs, group_id=None, enable_auto_commit=False,
-                auto_offset_reset="earliest", max_poll_records=self.batch_size,
+                KafkaConsumer,
+                **kwargs,
+                group_id=None,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                max_poll_records=self.batch_size,
             )
         if time.monotonic() - self._refreshed_at > self.refresh_s:
             self._assign()
@@ -143,11 +153,19 @@ class Ingester:
                 consumer.seek(tp, offset)
                 if offset > ends.get(tp, offset):
                     # Tansu under-reports its end offset by up to one batch, so only warn.
-                    log.warning("stored offset %d of %s:%d is past the broker's end offset %d; "
-                                "if the broker was reset, run Store.clear_offsets()",
-                                offset, tp.topic, tp.partition, ends[tp])
-            log.info("ingest assigned %d partition(s): %s", len(wanted),
-                     ", ".join(f"{tp.topic}:{tp.partition}" for tp in sorted(wanted)))
+                    log.warning(
+                        "stored offset %d of %s:%d is past the broker's end offset %d; "
+                        "if the broker was reset, run Store.clear_offsets()",
+                        offset,
+                        tp.topic,
+                        tp.partition,
+                        ends[tp],
+                    )
+            log.info(
+                "ingest assigned %d partition(s): %s",
+                len(wanted),
+                ", ".join(f"{tp.topic}:{tp.partition}" for tp in sorted(wanted)),
+            )
         self._refreshed_at = time.monotonic()
 
     # -- polling ----------------------------------------------------------------
@@ -188,9 +206,16 @@ class Ingester:
                         raise EventDecodeError("empty message (null value)")
                     obj = decode(rec.value)
                 except EventDecodeError as exc:
-                    dead.append(DeadLetter(raw=rec.value or b"", error=str(exc), topic=tp.topic,
-                                           partition=tp.partition, offset=rec.offset,
-                                           ts=time.time()))
+                    dead.append(
+                        DeadLetter(
+                            raw=rec.value or b"",
+                            error=str(exc),
+                            topic=tp.topic,
+                            partition=tp.partition,
+                            offset=rec.offset,
+                            ts=time.time(),
+                        )
+                    )
                     continue
                 (events if isinstance(obj, ScoredEvent) else labels).append(obj)
         if n == 0:
@@ -202,13 +227,22 @@ class Ingester:
                 consumer.seek(tp, offset)
             raise
         stats = IngestStats(
-            n_messages=n, n_events=inserted["events"], n_labels=inserted["labels"],
+            n_messages=n,
+            n_events=inserted["events"],
+            n_labels=inserted["labels"],
             n_dead=inserted["dead_letters"],
             n_duplicates=len(events) + len(labels) - inserted["events"] - inserted["labels"],
-            seconds=time.perf_counter() - t0)
+            seconds=time.perf_counter() - t0,
+        )
         if dead:
-            log.warning("%d message(s) sent to dead_letters, first: %s:%d@%d: %s", len(dead),
-                        dead[0].topic, dead[0].partition, dead[0].offset, dead[0].error)
+            log.warning(
+                "%d message(s) sent to dead_letters, first: %s:%d@%d: %s",
+                len(dead),
+                dead[0].topic,
+                dead[0].partition,
+                dead[0].offset,
+                dead[0].error,
+            )
         self.totals = self.totals + stats
         return stats
 
@@ -233,8 +267,12 @@ class Ingester:
         total.seconds = time.monotonic() - start
         return total
 
-    def run(self, stop_event: threading.Event, poll_timeout_s: float = 1.0,
-            backoff_s: tuple[float, float] = (1.0, 30.0)) -> IngestStats:
+    def run(
+        self,
+        stop_event: threading.Event,
+        poll_timeout_s: float = 1.0,
+        backoff_s: tuple[float, float] = (1.0, 30.0),
+    ) -> IngestStats:
         """Poll until ``stop_event`` is set; broker errors are logged and retried.
 
         Returns

@@ -16,7 +16,6 @@ import json
 import math
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,89 +23,21 @@ import numpy as np
 import pyarrow as pa
 
 from collectors.events import LabelEvent, ScoredEvent
-
-SCHEMA_VERSION = 1
-
-_VERSION_DDL = """
-CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, applied_at DOUBLE NOT NULL)
-"""
-_DDL = """
-CREATE TABLE IF NOT EXISTS events (
-    event_id VARCHAR PRIMARY KEY, ts DOUBLE NOT NULL, model_id VARCHAR NOT NULL,
-    probe_version VARCHAR NOT NULL, layer INTEGER NOT NULL, pooling VARCHAR NOT NULL,
-    raw_logit DOUBLE NOT NULL, confidence DOUBLE NOT NULL, decision VARCHAR NOT NULL,
-    answer VARCHAR NOT NULL, tag VARCHAR NOT NULL, state FLOAT[], schema_version INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS labels (
-    event_id VARCHAR PRIMARY KEY, correct BOOLEAN NOT NULL, ts DOUBLE NOT NULL,
-    source VARCHAR NOT NULL);
-CREATE TABLE IF NOT EXISTS dead_letters (
-    raw BLOB, error VARCHAR NOT NULL, topic VARCHAR NOT NULL, "partition" INTEGER NOT NULL,
-    "offset" BIGINT NOT NULL, ts DOUBLE NOT NULL, PRIMARY KEY (topic, "partition", "offset"));
-CREATE TABLE IF NOT EXISTS offsets (
-    topic VARCHAR NOT NULL, "partition" INTEGER NOT NULL, next_offset BIGINT NOT NULL,
-    PRIMARY KEY (topic, "partition"));
-CREATE SEQUENCE IF NOT EXISTS detector_runs_id;
-CREATE TABLE IF NOT EXISTS detector_runs (
-    id BIGINT PRIMARY KEY DEFAULT nextval('detector_runs_id'), ts DOUBLE NOT NULL,
-    detector VARCHAR NOT NULL, subject VARCHAR NOT NULL, window_start DOUBLE, window_end DOUBLE,
-    statistic DOUBLE, threshold DOUBLE, is_drift BOOLEAN NOT NULL, n_reference BIGINT,
-    n_current BIGINT, details JSON);
-CREATE SEQUENCE IF NOT EXISTS alerts_id;
-CREATE TABLE IF NOT EXISTS alerts (
-    id BIGINT PRIMARY KEY DEFAULT nextval('alerts_id'), ts DOUBLE NOT NULL, kind VARCHAR NOT NULL,
-    detector VARCHAR NOT NULL, subject VARCHAR NOT NULL, severity VARCHAR NOT NULL,
-    message VARCHAR NOT NULL, statistic DOUBLE, threshold DOUBLE);
-CREATE INDEX IF NOT EXISTS events_ts ON events (ts);
-CREATE OR REPLACE VIEW labelled_events AS
-    SELECT e.*, l.correct, l.ts AS label_ts, l.source AS label_source
-    FROM labels AS l JOIN events AS e USING (event_id);
-"""
-
-_EVENT_SCHEMA = pa.schema([
-    ("event_id", pa.string()), ("ts", pa.float64()), ("model_id", pa.string()),
-    ("probe_version", pa.string()), ("layer", pa.int32()), ("pooling", pa.string()),
-    ("raw_logit", pa.float64()), ("confidence", pa.float64()), ("decision", pa.string()),
-    ("answer", pa.string()), ("tag", pa.string()), ("state", pa.list_(pa.float32())),
-    ("schema_version", pa.int32()),
-])
-_LABEL_SCHEMA = pa.schema([("event_id", pa.string()), ("correct", pa.bool_()),
-                           ("ts", pa.float64()), ("source", pa.string())])
-_DEAD_SCHEMA = pa.schema([("raw", pa.binary()), ("error", pa.string()), ("topic", pa.string()),
-                          ("partition", pa.int32()), ("offset", pa.int64()), ("ts", pa.float64())])
-_OFFSET_SCHEMA = pa.schema([("topic", pa.string()), ("partition", pa.int32()),
-                            ("next_offset", pa.int64())])
+from monitor.schema import (  # noqa: F401 - DeadLetter is part of the store's API
+    DDL,
+    DEAD_SCHEMA,
+    EVENT_SCHEMA,
+    LABEL_SCHEMA,
+    OFFSET_SCHEMA,
+    ROWS,
+    SCHEMA_VERSION,
+    VERSION_DDL,
+    DeadLetter,
+)
 
 
 class StoreError(RuntimeError):
     """The store file cannot be opened or has a schema this build does not read."""
-
-
-@dataclass(frozen=True)
-class DeadLetter:
-    """A message that could not be decoded, kept with where it came from.
-
-    Attributes
-    ----------
-    raw : bytes
-        The message value as received (``b""`` for an empty message).
-    error : str
-        Why it was rejected.
-    topic, partition, offset : str, int, int
-        Its Kafka coordinates.
-    ts : float
-        When it was rejected, seconds since the Unix epoch.
-    """
-
-    raw: bytes
-    error: str
-    topic: str
-    partition: int
-    offset: int
-    ts: float
-
-
-_ROWS = {"events": (ScoredEvent, _EVENT_SCHEMA), "labels": (LabelEvent, _LABEL_SCHEMA),
-         "dead_letters": (DeadLetter, _DEAD_SCHEMA)}
 
 
 def _columns(rows: list[Any], names: list[str]) -> dict[str, list[Any]]:
@@ -154,16 +85,19 @@ class Store:
             raise StoreError(f"cannot open store {self.path}: {exc}") from exc
         self._lock = threading.RLock()
         with self._lock:
-            self._con.execute(_VERSION_DDL)
+            self._con.execute(VERSION_DDL)
             version = self._con.execute("SELECT max(version) FROM schema_version").fetchone()[0]
             if version is not None and version > SCHEMA_VERSION:
                 self._con.close()
-                raise StoreError(f"store {self.path} has schema version {version}, "
-                                 f"this build reads up to {SCHEMA_VERSION}")
-            self._con.execute(_DDL)
+                raise StoreError(
+                    f"store {self.path} has schema version {version}, "
+                    f"this build reads up to {SCHEMA_VERSION}"
+                )
+            self._con.execute(DDL)
             if version is None:
-                self._con.execute("INSERT INTO schema_version VALUES (?, ?)",
-                                  [SCHEMA_VERSION, time.time()])
+                self._con.execute(
+                    "INSERT INTO schema_version VALUES (?, ?)", [SCHEMA_VERSION, time.time()]
+                )
 
     # -- ingest ---------------------------------------------------------------
     def write_batch(
@@ -198,7 +132,7 @@ class Store:
         """
         batches = {}
         for table, rows in (("events", events), ("labels", labels), ("dead_letters", dead_letters)):
-            cls, schema = _ROWS[table]
+            cls, schema = ROWS[table]
             bad = next((r for r in rows if not isinstance(r, cls)), None)
             if bad is not None:
                 raise TypeError(f"{table} must hold {cls.__name__}, got {type(bad).__name__}")
@@ -206,7 +140,8 @@ class Store:
         items = sorted((offsets or {}).items())
         batches["offsets"] = pa.Table.from_pylist(
             [{"topic": t, "partition": p, "next_offset": o} for (t, p), o in items],
-            schema=_OFFSET_SCHEMA)
+            schema=OFFSET_SCHEMA,
+        )
         inserted = {"events": 0, "labels": 0, "dead_letters": 0, "offsets": 0}
         with self._lock:
             con = self._con
@@ -230,7 +165,8 @@ class Store:
         """Return the next offset to consume per (topic, partition)."""
         with self._lock:
             rows = self._con.execute(
-                'SELECT topic, "partition", next_offset FROM offsets').fetchall()
+                'SELECT topic, "partition", next_offset FROM offsets'
+            ).fetchall()
         return {(t, int(p)): int(o) for t, p, o in rows}
 
     def clear_offsets(self, topic: str | None = None) -> None:
@@ -290,15 +226,27 @@ class Store:
         with self._lock:
             cols = self._con.execute(
                 f"SELECT confidence, correct FROM labelled_events WHERE {where} "
-                "ORDER BY ts, event_id", params).fetchnumpy()
-        return (np.asarray(cols["confidence"], dtype=np.float64),
-                np.asarray(cols["correct"], dtype=bool))
+                "ORDER BY ts, event_id",
+                params,
+            ).fetchnumpy()
+        return (
+            np.asarray(cols["confidence"], dtype=np.float64),
+            np.asarray(cols["correct"], dtype=bool),
+        )
 
     # -- detector runs and alerts ---------------------------------------------
     def record_detector_run(
-        self, detector: str, subject: str, statistic: float, threshold: float, is_drift: bool,
-        n_reference: int, n_current: int, window_start: float | None = None,
-        window_end: float | None = None, details: dict[str, Any] | None = None,
+        self,
+        detector: str,
+        subject: str,
+        statistic: float,
+        threshold: float,
+        is_drift: bool,
+        n_reference: int,
+        n_current: int,
+        window_start: float | None = None,
+        window_end: float | None = None,
+        details: dict[str, Any] | None = None,
         ts: float | None = None,
     ) -> int:
         """Store one detector result; return its id.
@@ -317,22 +265,49 @@ class Store:
                 "INSERT INTO detector_runs (ts, detector, subject, window_start, window_end, "
                 "statistic, threshold, is_drift, n_reference, n_current, details) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-                [time.time() if ts is None else float(ts), detector, subject, window_start,
-                 window_end, _nan_to_none(statistic), _nan_to_none(threshold), bool(is_drift),
-                 int(n_reference), int(n_current), body]).fetchone()
+                [
+                    time.time() if ts is None else float(ts),
+                    detector,
+                    subject,
+                    window_start,
+                    window_end,
+                    _nan_to_none(statistic),
+                    _nan_to_none(threshold),
+                    bool(is_drift),
+                    int(n_reference),
+                    int(n_current),
+                    body,
+                ],
+            ).fetchone()
         return int(row[0])
 
     def record_alert(
-        self, kind: str, detector: str, subject: str, severity: str, message: str,
-        statistic: float | None, threshold: float | None, ts: float | None = None,
+        self,
+        kind: str,
+        detector: str,
+        subject: str,
+        severity: str,
+        message: str,
+        statistic: float | None,
+        threshold: float | None,
+        ts: float | None = None,
     ) -> int:
         """Store one alert; return its id."""
         with self._lock:
             row = self._con.execute(
                 "INSERT INTO alerts (ts, kind, detector, subject, severity, message, statistic, "
                 "threshold) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-                [time.time() if ts is None else float(ts), kind, detector, subject, severity,
-                 message, _nan_to_none(statistic), _nan_to_none(threshold)]).fetchone()
+                [
+                    time.time() if ts is None else float(ts),
+                    kind,
+                    detector,
+                    subject,
+                    severity,
+                    message,
+                    _nan_to_none(statistic),
+                    _nan_to_none(threshold),
+                ],
+            ).fetchone()
         return int(row[0])
 
     def alerts(self, limit: int = 100) -> list[dict[str, Any]]:
@@ -340,16 +315,19 @@ class Store:
         if int(limit) < 0:
             raise ValueError(f"limit must be >= 0, got {limit}")
         with self._lock:
-            cur = self._con.execute("SELECT * FROM alerts ORDER BY ts DESC, id DESC LIMIT ?",
-                                    [int(limit)])
+            cur = self._con.execute(
+                "SELECT * FROM alerts ORDER BY ts DESC, id DESC LIMIT ?", [int(limit)]
+            )
             names = [d[0] for d in cur.description]
             return [dict(zip(names, row)) for row in cur.fetchall()]
 
     def counts(self) -> dict[str, int]:
         """Row counts of ``events``, ``labels``, ``dead_letters`` and ``alerts``."""
         with self._lock:
-            return {t: int(self._con.execute(f"SELECT count(*) FROM {t}").fetchone()[0])
-                    for t in ("events", "labels", "dead_letters", "alerts")}
+            return {
+                t: int(self._con.execute(f"SELECT count(*) FROM {t}").fetchone()[0])
+                for t in ("events", "labels", "dead_letters", "alerts")
+            }
 
     def execute(self, sql: str, params: list[Any] | None = None) -> list[tuple]:
         """Run one SQL statement under the store's lock and return all rows."""

@@ -56,8 +56,9 @@ def capture_states(
     correct : ndarray of shape (n_samples,), bool
     """
     hidden_dim = model.config.text_config.hidden_size
-    blank = LinearProbe(weight=np.zeros(hidden_dim), bias=0.0, layer=layer, pooling=pooling,
-                        version="capture")
+    blank = LinearProbe(
+        weight=np.zeros(hidden_dim), bias=0.0, layer=layer, pooling=pooling, version="capture"
+    )
     with ReliabilityCollector(model, blank, capture_states=True) as col:
         answers = answer_batch(model, processor, samples, batch_size=batch_size)
         scores = col.collect()
@@ -87,7 +88,9 @@ def run_window(
         batch_events = collector.emit(collector.collect(), answers, tags=name)
         for event, answer, sample in zip(batch_events, answers, batch):
             ok = answer == sample.answer
-            emit_label(LabelEvent(event_id=event.event_id, correct=ok, ts=time.time(), source="generator"))
+            emit_label(
+                LabelEvent(event_id=event.event_id, correct=ok, ts=time.time(), source="generator")
+            )
             correct.append(ok)
         events += batch_events
         if progress is not None:

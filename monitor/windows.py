@@ -29,9 +29,15 @@ log = logging.getLogger(__name__)
 
 def _record(store: Store, result: DetectorResult, subject: str) -> None:
     store.record_detector_run(
-        result.detector, subject, result.statistic if result.statistic is not None else float("nan"),
-        result.threshold, result.is_drift, result.n_reference, result.n_current,
-        window_start=result.window_start, window_end=result.window_end,
+        result.detector,
+        subject,
+        result.statistic if result.statistic is not None else float("nan"),
+        result.threshold,
+        result.is_drift,
+        result.n_reference,
+        result.n_current,
+        window_start=result.window_start,
+        window_end=result.window_end,
         details=result.as_dict()["details"],
     )
 
@@ -60,10 +66,15 @@ def evaluate_windows(
     subject_prefix = f"{rm.model.id}/probe"
     reference = windows[0]
     ref_conf = store.confidences(reference.start, reference.end)
-    kl = KLDivergence(threshold=mon.kl_divergence_threshold, n_bins=mon.kl_bins,
-                      epsilon=mon.kl_epsilon, min_samples=mon.min_window_events).fit(ref_conf)
-    ece = CalibrationError(threshold=mon.ece_threshold, n_bins=mon.ece_bins,
-                           min_samples=mon.min_window_events)
+    kl = KLDivergence(
+        threshold=mon.kl_divergence_threshold,
+        n_bins=mon.kl_bins,
+        epsilon=mon.kl_epsilon,
+        min_samples=mon.min_window_events,
+    ).fit(ref_conf)
+    ece = CalibrationError(
+        threshold=mon.ece_threshold, n_bins=mon.ece_bins, min_samples=mon.min_window_events
+    )
     ref_labelled = store.labelled(reference.start, reference.end)
     ece.fit(*ref_labelled)
 
@@ -85,17 +96,23 @@ def evaluate_windows(
                 raised = [a for a in raised if a.kind != "calibration_drift"]
             send_alerts(raised, sinks)
             alerts += raised
-        rows.append(WindowSummary.from_results(
-            window.name, len(conf), results,
-            accuracy=float(np.mean(correct)) if len(correct) else None,
-            mean_confidence=float(np.mean(conf)) if len(conf) else None,
-        ))
+        rows.append(
+            WindowSummary.from_results(
+                window.name,
+                len(conf),
+                results,
+                accuracy=float(np.mean(correct)) if len(correct) else None,
+                mean_confidence=float(np.mean(conf)) if len(conf) else None,
+            )
+        )
         last_results = results
 
     render_summary(rows, alerts, console=console)
     latest = windows[-1]
     report = write_html_report(
-        ref_conf, store.confidences(latest.start, latest.end), last_results,
+        ref_conf,
+        store.confidences(latest.start, latest.end),
+        last_results,
         rm.store.reports_dir / f"report-{latest.name}.html",
         title=f"vlm-monitor: {rm.model.id}, window '{latest.name}' vs reference",
     )

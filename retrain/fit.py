@@ -104,11 +104,18 @@ def fit_linear_probe(
     cal_logits = x_cal @ weight + bias
     temperature = fit_temperature(cal_logits, y_cal)
     return LinearProbe(
-        weight=weight.astype(np.float32), bias=bias, temperature=temperature, layer=layer,
-        pooling=pooling, version=version,
+        weight=weight.astype(np.float32),
+        bias=bias,
+        temperature=temperature,
+        layer=layer,
+        pooling=pooling,
+        version=version,
         metadata={
-            "n_fit": int(len(y_fit)), "n_calibration": int(len(y_cal)),
+            "n_fit": int(len(y_fit)),
+            "n_calibration": int(len(y_cal)),
             "calibration_auroc": float(roc_auc_score(y_cal, cal_logits)),
-            "fit_accuracy_base_rate": float(y_fit.mean()), "C": C, "seed": seed,
+            "fit_accuracy_base_rate": float(y_fit.mean()),
+            "C": C,
+            "seed": seed,
         },
     )

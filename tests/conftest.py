@@ -40,19 +40,37 @@ def tmp_store(tmp_path: Path) -> Iterator[Store]:
     store.close()
 
 
-def _make_event(i: int, *, ts: float | None = None, confidence: float | None = None,
-                model_id: str = "m", state: list[float] | None = None) -> ScoredEvent:
+def _make_event(
+    i: int,
+    *,
+    ts: float | None = None,
+    confidence: float | None = None,
+    model_id: str = "m",
+    state: list[float] | None = None,
+) -> ScoredEvent:
     return ScoredEvent(
-        event_id=f"ev-{i:06d}", ts=1_700_000_000.0 + i if ts is None else ts, model_id=model_id,
-        probe_version="p1", layer=3, pooling="last_prompt_token", raw_logit=0.1 * (i % 7),
+        event_id=f"ev-{i:06d}",
+        ts=1_700_000_000.0 + i if ts is None else ts,
+        model_id=model_id,
+        probe_version="p1",
+        layer=3,
+        pooling="last_prompt_token",
+        raw_logit=0.1 * (i % 7),
         confidence=((i * 37) % 100) / 100 if confidence is None else confidence,
-        decision="serve", answer="yes", tag="t", state=state,
+        decision="serve",
+        answer="yes",
+        tag="t",
+        state=state,
     )
 
 
 def _make_label(i: int, *, correct: bool | None = None) -> LabelEvent:
-    return LabelEvent(event_id=f"ev-{i:06d}", correct=(i % 3 != 0) if correct is None else correct,
-                      ts=1_700_000_500.0 + i, source="benchmark")
+    return LabelEvent(
+        event_id=f"ev-{i:06d}",
+        correct=(i % 3 != 0) if correct is None else correct,
+        ts=1_700_000_500.0 + i,
+        source="benchmark",
+    )
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ from collectors.gate import RoutingGate
 from collectors.layers import LayerResolutionError, find_decoder_layers
 from collectors.probe import LinearProbe
 
-
 LAYER = 2
 IMAGE_TOKEN, N_IMAGE_TOKENS = 49, 16  # must match conftest.tiny_llava
 
@@ -85,8 +84,12 @@ def test_generate_scores_prefill_once_per_request(tiny_llava):
     ids, mask = _batch([prompt_ids([3, 4, 5]), prompt_ids([6])], "left")
     with ReliabilityCollector(tiny_llava, _probe(), capture_states=True) as col:
         tiny_llava.generate(
-            input_ids=ids, attention_mask=mask, pixel_values=torch.randn(2, 3, 32, 32),
-            max_new_tokens=4, do_sample=False, pad_token_id=0,
+            input_ids=ids,
+            attention_mask=mask,
+            pixel_values=torch.randn(2, 3, 32, 32),
+            max_new_tokens=4,
+            do_sample=False,
+            pad_token_id=0,
         )
         scores = col.collect()
         assert col.collect() == []
@@ -96,9 +99,7 @@ def test_generate_scores_prefill_once_per_request(tiny_llava):
 
 def test_no_hook_left_behind(tiny_llava):
     def count() -> int:
-        return sum(
-            len(m._forward_hooks) + len(m._forward_pre_hooks) for m in tiny_llava.modules()
-        )
+        return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in tiny_llava.modules())
 
     before = count()
     with pytest.raises(RuntimeError), ReliabilityCollector(tiny_llava, _probe()):
@@ -110,7 +111,9 @@ def test_no_hook_left_behind(tiny_llava):
 def test_hook_error_never_reaches_the_model(tiny_llava):
     wrong = LinearProbe(weight=np.ones(7), bias=0.0, layer=LAYER)  # hidden_dim mismatch
     with ReliabilityCollector(tiny_llava, wrong) as col, torch.no_grad():
-        out = tiny_llava(input_ids=torch.tensor([prompt_ids([3])]), pixel_values=torch.randn(1, 3, 32, 32))
+        out = tiny_llava(
+            input_ids=torch.tensor([prompt_ids([3])]), pixel_values=torch.randn(1, 3, 32, 32)
+        )
         assert out.logits.shape[0] == 1
         assert col.hook_errors == 1
         assert col.collect() == []
@@ -125,9 +128,14 @@ def test_emit_builds_events_with_decisions(tiny_llava):
             return True
 
     gate = RoutingGate(confidence_threshold=0.5, gray_zone_bounds=(0.45, 0.55))
-    with ReliabilityCollector(tiny_llava, _probe(), gate=gate, emitter=ListEmitter(), model_id="tiny") as col:
+    with ReliabilityCollector(
+        tiny_llava, _probe(), gate=gate, emitter=ListEmitter(), model_id="tiny"
+    ) as col:
         with torch.no_grad():
-            tiny_llava(input_ids=torch.tensor([prompt_ids([3])] * 2), pixel_values=torch.randn(2, 3, 32, 32))
+            tiny_llava(
+                input_ids=torch.tensor([prompt_ids([3])] * 2),
+                pixel_values=torch.randn(2, 3, 32, 32),
+            )
         events = col.emit(col.collect(), ["yes", "no"], tags="t")
     assert sent == events
     assert [e.answer for e in events] == ["yes", "no"]

@@ -40,8 +40,13 @@ def test_constructor_validates():
 
 
 def test_no_broker_emit_never_blocks_and_counts_drops(make_event):
-    emitter = KafkaEmitter("t", queue_size=5, bootstrap_servers=[f"127.0.0.1:{_closed_port()}"],
-                           backoff_s=(0.05, 0.2), bootstrap_timeout_ms=200)
+    emitter = KafkaEmitter(
+        "t",
+        queue_size=5,
+        bootstrap_servers=[f"127.0.0.1:{_closed_port()}"],
+        backoff_s=(0.05, 0.2),
+        bootstrap_timeout_ms=200,
+    )
     t0 = time.perf_counter()
     results = [emitter.emit(make_event(i)) for i in range(20)]
     elapsed = time.perf_counter() - t0
@@ -92,15 +97,21 @@ def test_close_flushes_everything_to_the_broker(broker, topic_prefix, make_event
     assert {r.key.decode() for r in records} == {e.event_id for e in events}
     by_id = {e.event_id: e for e in events}
     assert all(decode(r.value) == by_id[r.key.decode()] for r in records)
-    assert [decode(r.value) for r in _consume_all(broker.bootstrap_servers, labels, 1)] \
-        == [make_label(7)]
+    assert [decode(r.value) for r in _consume_all(broker.bootstrap_servers, labels, 1)] == [
+        make_label(7)
+    ]
 
 
 def test_events_wait_in_queue_until_broker_starts(tmp_path, topic_prefix, make_event):
     port = _closed_port()
     servers = [f"127.0.0.1:{port}"]
-    emitter = KafkaEmitter(f"{topic_prefix}-late", queue_size=100, bootstrap_servers=servers,
-                           backoff_s=(0.05, 0.2), bootstrap_timeout_ms=300)
+    emitter = KafkaEmitter(
+        f"{topic_prefix}-late",
+        queue_size=100,
+        bootstrap_servers=servers,
+        backoff_s=(0.05, 0.2),
+        bootstrap_timeout_ms=300,
+    )
     try:
         assert all(emitter.emit(make_event(i)) for i in range(50))
         time.sleep(0.5)  # a few failed connection attempts
@@ -118,8 +129,12 @@ def test_retrying_without_broker_leaks_no_threads(make_event):
         return sum(t.name.startswith("kafka-io") for t in threading.enumerate())
 
     before = io_threads()
-    emitter = KafkaEmitter("t", bootstrap_servers=[f"127.0.0.1:{_closed_port()}"],
-                           backoff_s=(0.01, 0.01), bootstrap_timeout_ms=50)
+    emitter = KafkaEmitter(
+        "t",
+        bootstrap_servers=[f"127.0.0.1:{_closed_port()}"],
+        backoff_s=(0.01, 0.01),
+        bootstrap_timeout_ms=50,
+    )
     emitter.emit(make_event(1))
     time.sleep(1.0)  # a dozen or more failed producer constructions
     assert "cannot create producer" in (emitter.last_error or "")

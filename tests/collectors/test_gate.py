@@ -5,8 +5,15 @@ from collectors.gate import FALLBACK, SELF_CONSISTENCY, SERVE, RoutingGate
 
 @pytest.mark.parametrize(
     ("confidence", "expected"),
-    [(0.95, SERVE), (0.81, SERVE), (0.80, SELF_CONSISTENCY), (0.72, SELF_CONSISTENCY),
-     (0.65, SELF_CONSISTENCY), (0.64, FALLBACK), (0.0, FALLBACK)],
+    [
+        (0.95, SERVE),
+        (0.81, SERVE),
+        (0.80, SELF_CONSISTENCY),
+        (0.72, SELF_CONSISTENCY),
+        (0.65, SELF_CONSISTENCY),
+        (0.64, FALLBACK),
+        (0.0, FALLBACK),
+    ],
 )
 def test_article_defaults(confidence, expected):
     assert RoutingGate(0.72, (0.65, 0.80)).decide(confidence) == expected

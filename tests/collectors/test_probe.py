@@ -9,8 +9,12 @@ from collectors.probe import LinearProbe, ProbeFileError
 
 def _probe() -> LinearProbe:
     return LinearProbe(
-        weight=np.arange(4, dtype=np.float32), bias=-0.5, temperature=2.0, layer=3,
-        version="v7", metadata={"auroc": 0.9},
+        weight=np.arange(4, dtype=np.float32),
+        bias=-0.5,
+        temperature=2.0,
+        layer=3,
+        version="v7",
+        metadata={"auroc": 0.9},
     )
 
 
@@ -24,7 +28,9 @@ def test_confidence_is_temperature_scaled_sigmoid():
 def test_torch_and_numpy_logits_agree():
     states = np.random.default_rng(0).normal(size=(5, 4)).astype(np.float32)
     probe = _probe()
-    np.testing.assert_allclose(probe.logits_torch(torch.from_numpy(states)).numpy(), probe.logits(states), rtol=1e-6)
+    np.testing.assert_allclose(
+        probe.logits_torch(torch.from_numpy(states)).numpy(), probe.logits(states), rtol=1e-6
+    )
 
 
 def test_roundtrip(tmp_path):

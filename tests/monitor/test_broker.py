@@ -107,12 +107,19 @@ def test_bad_port_rejected():
 
 def test_run_until_signal_stops_broker_on_sigterm(tmp_path):
     port = _closed_port()
-    code = ("from monitor.broker import EmbeddedBroker; "
-            f"EmbeddedBroker(port={port}, log_path={str(tmp_path / 'b.log')!r})"
-            ".run_until_signal(); "
-            "print('clean exit')")
-    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    code = (
+        "from monitor.broker import EmbeddedBroker; "
+        f"EmbeddedBroker(port={port}, log_path={str(tmp_path / 'b.log')!r})"
+        ".run_until_signal(); "
+        "print('clean exit')"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     try:
         deadline = time.monotonic() + 30
         while not is_reachable([f"127.0.0.1:{port}"], timeout_s=0.3):

@@ -22,7 +22,9 @@ def test_broker_command_serves_then_stops_on_signal(sig):
     port = _free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "monitor.cli", "broker", "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         line = proc.stdout.readline()

@@ -20,11 +20,23 @@ def test_repo_config_is_valid():
 @pytest.mark.parametrize(
     ("patch", "key"),
     [
-        ({"monitoring": {"kl_divergence_threshold": -1}}, "reliability_monitor.monitoring.kl_divergence_threshold"),
+        (
+            {"monitoring": {"kl_divergence_threshold": -1}},
+            "reliability_monitor.monitoring.kl_divergence_threshold",
+        ),
         ({"monitorin": {}}, "reliability_monitor.monitorin: unknown key"),
-        ({"routing": {"gray_zone_bounds": [0.9, 0.1]}}, "reliability_monitor.routing.gray_zone_bounds"),
-        ({"kafka": {"bootstrap_servers": ["nohost"]}}, "reliability_monitor.kafka.bootstrap_servers"),
-        ({"probe": {"calibration_method": "platt"}}, "reliability_monitor.probe.calibration_method"),
+        (
+            {"routing": {"gray_zone_bounds": [0.9, 0.1]}},
+            "reliability_monitor.routing.gray_zone_bounds",
+        ),
+        (
+            {"kafka": {"bootstrap_servers": ["nohost"]}},
+            "reliability_monitor.kafka.bootstrap_servers",
+        ),
+        (
+            {"probe": {"calibration_method": "platt"}},
+            "reliability_monitor.probe.calibration_method",
+        ),
         ({"target_layer": "three"}, "reliability_monitor.target_layer"),
     ],
 )

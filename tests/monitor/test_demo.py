@@ -19,9 +19,14 @@ def test_demo_alerts_on_shifted_traffic_only(broker, topic_prefix, tmp_path):
             "reliability_monitor": {
                 "kafka": {
                     "bootstrap_servers": broker.bootstrap_servers,
-                    "topics": {k: f"{topic_prefix}.{k}" for k in ("events", "labels", "alerts", "control")},
+                    "topics": {
+                        k: f"{topic_prefix}.{k}" for k in ("events", "labels", "alerts", "control")
+                    },
                 },
-                "store": {"path": str(tmp_path / "m.duckdb"), "reports_dir": str(tmp_path / "reports")},
+                "store": {
+                    "path": str(tmp_path / "m.duckdb"),
+                    "reports_dir": str(tmp_path / "reports"),
+                },
             }
         },
         base_dir=tmp_path,

@@ -17,8 +17,12 @@ N = 2000
 
 
 def _kafka(broker, prefix: str) -> KafkaConfig:
-    topics = TopicsConfig(events=f"{prefix}-events", labels=f"{prefix}-labels",
-                          alerts=f"{prefix}-alerts", control=f"{prefix}-control")
+    topics = TopicsConfig(
+        events=f"{prefix}-events",
+        labels=f"{prefix}-labels",
+        alerts=f"{prefix}-alerts",
+        control=f"{prefix}-control",
+    )
     return KafkaConfig(bootstrap_servers=broker.bootstrap_servers, topics=topics)
 
 
@@ -30,8 +34,9 @@ def _emit(kafka: KafkaConfig, events, labels) -> None:
     assert (emitter.sent, emitter.dropped, emitter.failed) == (len(events) + len(labels), 0, 0)
 
 
-def test_events_and_labels_reach_duckdb_once(broker, topic_prefix, tmp_path, make_event,
-                                             make_label):
+def test_events_and_labels_reach_duckdb_once(
+    broker, topic_prefix, tmp_path, make_event, make_label
+):
     kafka = _kafka(broker, topic_prefix)
     ensure_topics(kafka.client_kwargs(), [kafka.topics.events], partitions=3)
     ensure_topics(kafka.client_kwargs(), [kafka.topics.labels], partitions=1)
@@ -42,8 +47,13 @@ def test_events_and_labels_reach_duckdb_once(broker, topic_prefix, tmp_path, mak
     path = tmp_path / "m.duckdb"
     with Store(path) as store, Ingester(kafka, store, batch_size=300) as ingester:
         stats = ingester.run_until_idle(idle_s=0.5, max_s=60)
-        assert (stats.n_messages, stats.n_events, stats.n_labels, stats.n_dead,
-                stats.n_duplicates) == (N + N // 4, N, N // 4, 0, 0)
+        assert (
+            stats.n_messages,
+            stats.n_events,
+            stats.n_labels,
+            stats.n_dead,
+            stats.n_duplicates,
+        ) == (N + N // 4, N, N // 4, 0, 0)
         assert ingester.totals.n_events == N
         assert store.counts() == {"events": N, "labels": N // 4, "dead_letters": 0, "alerts": 0}
         np.testing.assert_array_equal(store.confidences(), [e.confidence for e in events])
@@ -51,7 +61,8 @@ def test_events_and_labels_reach_duckdb_once(broker, topic_prefix, tmp_path, mak
         np.testing.assert_array_equal(correct, [lb.correct for lb in labels])
         offsets = store.stored_offsets()
         assert {tp for tp in offsets} == {(kafka.topics.events, p) for p in range(3)} | {
-            (kafka.topics.labels, 0)}
+            (kafka.topics.labels, 0)
+        }
         assert sum(o for (t, _), o in offsets.items() if t == kafka.topics.events) == N
 
     # a second ingester on the same file resumes from the stored offsets: nothing is added
@@ -66,7 +77,11 @@ def test_events_and_labels_reach_duckdb_once(broker, topic_prefix, tmp_path, mak
     with Store(path) as store, Ingester(kafka, store) as ingester:
         stats = ingester.run_until_idle(idle_s=0.5, max_s=60)
         assert (stats.n_messages, stats.n_events, stats.n_labels, stats.n_duplicates) == (
-            N + 50 + N // 4, 0, 0, N + 50 + N // 4)
+            N + 50 + N // 4,
+            0,
+            0,
+            N + 50 + N // 4,
+        )
         assert store.counts()["events"] == N + 50
 
 
@@ -95,14 +110,20 @@ def test_malformed_messages_become_dead_letters(broker, topic_prefix, tmp_store,
     with Ingester(kafka, tmp_store) as ingester:
         stats = ingester.run_until_idle(idle_s=0.5, max_s=30)
     assert (stats.n_messages, stats.n_events, stats.n_dead) == (8, 2, 6)
-    assert sorted(tmp_store.execute("SELECT event_id FROM events")) == [("ev-000001",),
-                                                                        ("ev-000002",)]
+    assert sorted(tmp_store.execute("SELECT event_id FROM events")) == [
+        ("ev-000001",),
+        ("ev-000002",),
+    ]
     rows = tmp_store.execute('SELECT topic, "partition", "offset", raw, error FROM dead_letters')
     got = {(t, p, o): (raw, err) for t, p, o, raw, err in rows}
-    expected_errors = {"bad json": "not UTF-8 JSON", "not utf-8": "not UTF-8 JSON",
-                       "wrong type": "field 'confidence' has type str",
-                       "schema version": "unsupported schema_version 99",
-                       "unknown kind": "unknown kind 'metric'", "empty": "empty message"}
+    expected_errors = {
+        "bad json": "not UTF-8 JSON",
+        "not utf-8": "not UTF-8 JSON",
+        "wrong type": "field 'confidence' has type str",
+        "schema version": "unsupported schema_version 99",
+        "unknown kind": "unknown kind 'metric'",
+        "empty": "empty message",
+    }
     for name, value in bad.items():
         raw, err = got[where[name]]
         assert raw == (value or b""), name
@@ -139,13 +160,16 @@ def test_run_stops_on_event_and_survives_no_broker(tmp_store, topic_prefix):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    kafka = KafkaConfig(bootstrap_servers=[f"127.0.0.1:{port}"],
-                        topics=TopicsConfig(events=f"{topic_prefix}-e", labels=f"{topic_prefix}-l"))
+    kafka = KafkaConfig(
+        bootstrap_servers=[f"127.0.0.1:{port}"],
+        topics=TopicsConfig(events=f"{topic_prefix}-e", labels=f"{topic_prefix}-l"),
+    )
     ingester = Ingester(kafka, tmp_store, connect_timeout_s=0.2)
     stop = threading.Event()
     result: list[IngestStats] = []
     thread = threading.Thread(
-        target=lambda: result.append(ingester.run(stop, backoff_s=(0.1, 0.1))))
+        target=lambda: result.append(ingester.run(stop, backoff_s=(0.1, 0.1)))
+    )
     thread.start()
     thread.join(0.5)
     assert thread.is_alive()  # still retrying, nothing raised

@@ -17,8 +17,16 @@ def test_schema_created_in_new_parent_dir(tmp_path):
     path = tmp_path / "a" / "b" / "m.duckdb"
     with Store(path) as store:
         assert path.exists()
-        assert {"events", "labels", "dead_letters", "offsets", "detector_runs", "alerts",
-                "schema_version", "labelled_events"} <= _tables(store)
+        assert {
+            "events",
+            "labels",
+            "dead_letters",
+            "offsets",
+            "detector_runs",
+            "alerts",
+            "schema_version",
+            "labelled_events",
+        } <= _tables(store)
         assert store.execute("SELECT max(version) FROM schema_version")[0][0] == SCHEMA_VERSION
         assert store.counts() == {"events": 0, "labels": 0, "dead_letters": 0, "alerts": 0}
 
@@ -32,13 +40,28 @@ def test_write_batch_round_trip(tmp_store, make_event, make_label):
     assert inserted == {"events": 5, "labels": 3, "dead_letters": 1}
     row = tmp_store.execute("SELECT * FROM events WHERE event_id = 'ev-000000'")[0]
     e = events[0]
-    assert row == (e.event_id, e.ts, e.model_id, e.probe_version, e.layer, e.pooling,
-                   e.raw_logit, e.confidence, e.decision, e.answer, e.tag, state, 1)
-    assert tmp_store.execute("SELECT raw, error, topic, partition, \"offset\" FROM dead_letters") \
-        == [(b"\x00bad", "not UTF-8 JSON", "ev", 0, 7)]
+    assert row == (
+        e.event_id,
+        e.ts,
+        e.model_id,
+        e.probe_version,
+        e.layer,
+        e.pooling,
+        e.raw_logit,
+        e.confidence,
+        e.decision,
+        e.answer,
+        e.tag,
+        state,
+        1,
+    )
+    assert tmp_store.execute('SELECT raw, error, topic, partition, "offset" FROM dead_letters') == [
+        (b"\x00bad", "not UTF-8 JSON", "ev", 0, 7)
+    ]
     assert tmp_store.stored_offsets() == {("ev", 0): 8, ("lb", 1): 3}
     labelled = tmp_store.execute(
-        "SELECT event_id, correct, confidence FROM labelled_events ORDER BY event_id")
+        "SELECT event_id, correct, confidence FROM labelled_events ORDER BY event_id"
+    )
     assert labelled == [(f"ev-{i:06d}", labels[i].correct, events[i].confidence) for i in range(3)]
 
 
@@ -46,12 +69,17 @@ def test_write_batch_is_idempotent_on_event_id(tmp_store, make_event, make_label
     first = make_event(1, confidence=0.9)
     again = make_event(1, confidence=0.1)  # same id, different payload: the first one wins
     assert tmp_store.write_batch([first, again, make_event(2)], [make_label(1)])["events"] == 2
-    inserted = tmp_store.write_batch([make_event(1), make_event(2), make_event(3)],
-                                     [make_label(1), make_label(3)], [], {("t", 0): 10})
+    inserted = tmp_store.write_batch(
+        [make_event(1), make_event(2), make_event(3)],
+        [make_label(1), make_label(3)],
+        [],
+        {("t", 0): 10},
+    )
     assert inserted == {"events": 1, "labels": 1, "dead_letters": 0}
     assert tmp_store.counts()["events"] == 3
-    assert tmp_store.execute("SELECT confidence FROM events WHERE event_id = 'ev-000001'") \
-        == [(0.9,)]
+    assert tmp_store.execute("SELECT confidence FROM events WHERE event_id = 'ev-000001'") == [
+        (0.9,)
+    ]
     tmp_store.write_batch(offsets={("t", 0): 4})  # offsets are upserted, not kept at the max
     assert tmp_store.stored_offsets() == {("t", 0): 4}
 
@@ -75,10 +103,12 @@ def test_confidences_window_and_model(tmp_store, make_event):
     events = [make_event(i, ts=float(i), model_id="a" if i % 2 else "b") for i in range(10)]
     tmp_store.write_batch(events[::-1])
     np.testing.assert_array_equal(tmp_store.confidences(), [e.confidence for e in events])
-    np.testing.assert_array_equal(tmp_store.confidences(start=3, end=7),
-                                  [e.confidence for e in events[3:7]])
-    np.testing.assert_array_equal(tmp_store.confidences(start=3, model_id="a"),
-                                  [e.confidence for e in events[3::2]])
+    np.testing.assert_array_equal(
+        tmp_store.confidences(start=3, end=7), [e.confidence for e in events[3:7]]
+    )
+    np.testing.assert_array_equal(
+        tmp_store.confidences(start=3, model_id="a"), [e.confidence for e in events[3::2]]
+    )
     out = tmp_store.confidences(start=100)
     assert out.shape == (0,) and out.dtype == np.float64
     with pytest.raises(ValueError, match="start 5.0 is after end 2.0"):
@@ -86,8 +116,9 @@ def test_confidences_window_and_model(tmp_store, make_event):
 
 
 def test_labelled_joins_on_event_id_and_windows_on_event_ts(tmp_store, make_event, make_label):
-    tmp_store.write_batch([make_event(i, ts=float(i)) for i in range(6)],
-                          [make_label(i) for i in (1, 2, 4, 9)])  # 9 has no event yet
+    tmp_store.write_batch(
+        [make_event(i, ts=float(i)) for i in range(6)], [make_label(i) for i in (1, 2, 4, 9)]
+    )  # 9 has no event yet
     conf, correct = tmp_store.labelled()
     assert correct.dtype == bool and conf.shape == correct.shape == (3,)
     np.testing.assert_array_equal(correct, [make_label(i).correct for i in (1, 2, 4)])
@@ -99,19 +130,30 @@ def test_labelled_joins_on_event_id_and_windows_on_event_ts(tmp_store, make_even
 
 def test_detector_runs_and_alerts(tmp_store):
     run_id = tmp_store.record_detector_run(
-        "kl", "confidence", statistic=0.21, threshold=0.15, is_drift=True, n_reference=500,
-        n_current=400, window_start=10.0, window_end=20.0,
-        details={"p_value": float("nan"), "bins": np.arange(3), "n": np.int64(4)}, ts=30.0)
+        "kl",
+        "confidence",
+        statistic=0.21,
+        threshold=0.15,
+        is_drift=True,
+        n_reference=500,
+        n_current=400,
+        window_start=10.0,
+        window_end=20.0,
+        details={"p_value": float("nan"), "bins": np.arange(3), "n": np.int64(4)},
+        ts=30.0,
+    )
     row = tmp_store.execute("SELECT id, detector, is_drift, n_current, details FROM detector_runs")
     assert row[0][:4] == (run_id, "kl", True, 400)
     assert json.loads(row[0][4]) == {"p_value": None, "bins": [0, 1, 2], "n": 4}
     with pytest.raises(TypeError):
         tmp_store.record_detector_run("kl", "c", 0.1, 0.15, False, 1, 1, details={"x": object()})
 
-    a1 = tmp_store.record_alert("drift", "kl", "confidence", "warning", "KL 0.21 > 0.15",
-                                0.21, 0.15, ts=100.0)
-    a2 = tmp_store.record_alert("calibration", "ece", "model", "critical", "ECE high",
-                                math.nan, None, ts=200.0)
+    a1 = tmp_store.record_alert(
+        "drift", "kl", "confidence", "warning", "KL 0.21 > 0.15", 0.21, 0.15, ts=100.0
+    )
+    a2 = tmp_store.record_alert(
+        "calibration", "ece", "model", "critical", "ECE high", math.nan, None, ts=200.0
+    )
     assert a2 > a1
     alerts = tmp_store.alerts()
     assert [a["id"] for a in alerts] == [a2, a1]
