@@ -1,53 +1,21 @@
-"""The ``vlm-monitor`` command line (typer)."""
+"""The ``vlm-monitor`` command line (typer): entry point and the core commands."""
 
 from __future__ import annotations
 
-import logging
-import sys
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from monitor.config import Config, ConfigError, load_config
+import monitor.commands  # noqa: F401 - registers the command modules on ``app``
+from monitor.cli_common import ConfigOption, app, load_or_exit
 
-app = typer.Typer(
-    name="vlm-monitor",
-    help="Monitoring and drift detection for deployed vision-language models.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--config",
-        "-c",
-        help="config.yaml to use (default: ./config.yaml, else built-in defaults).",
-    ),
-]
-
-
-def _load(path: Path | None) -> Config:
-    """Load the config or exit 2 with one readable line naming the bad key."""
-    try:
-        cfg = load_config(path)
-    except ConfigError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
-    logging.basicConfig(
-        level=cfg.reliability_monitor.logging.level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    return cfg
+__all__ = ["app"]
 
 
 @app.command("check-config")
 def check_config(config: ConfigOption = None) -> None:
     """Validate the configuration and print the resolved paths."""
-    cfg = _load(config).reliability_monitor
+    cfg = load_or_exit(config).reliability_monitor
     typer.echo(
         f"ok: model {cfg.model.id} at {cfg.model.path}; store {cfg.store.path}; "
         f"kafka {','.join(cfg.kafka.bootstrap_servers)}"
@@ -80,7 +48,7 @@ def demo(
     """Run the bundled reference VLM under monitoring: reference, live and shifted traffic."""
     from monitor.demo import run_demo
 
-    cfg = _load(config)
+    cfg = load_or_exit(config)
     run_demo(cfg, events_per_window=events_per_window, seed=seed)
 
 
