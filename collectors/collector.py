@@ -3,113 +3,99 @@
 One request batch flows like this::
 
     model.generate(...)                      # or model(...)
-      pre-hook on the model      -> is this the prefill? keep the 2-D attention mask
-      forward hook on layer L    -> hidden [batch, seq, hidden] -> pooled [batch, hidden]
-                                    -> probe logits [batch] (on the layer's device, no sync)
-    collector.collect()          -> one host sync: logits -> confidences -> gate decisions
+      pre-hook on the model      -> prefill? (empty KV cache) keep attention mask, input_ids
+      forward hook on layer(s) L -> hidden [batch, seq, hidden] -> pooled [batch, hidden]
+                                    -> probe logit and calibrated probability [batch]
+                                    (on the layer's device and dtype, no host sync)
+    collector.collect()          -> one host sync: logits, probabilities, sampled states
+                                    -> gate decisions
+    collector.resolve(...)       -> gray zone only: K sampled answers, majority share
     collector.emit(scores, answers)  -> events handed to a background emitter (never blocks)
 
 During ``generate`` the layer sees the prefill ``[batch, prompt_len, hidden]``
 first, then ``[batch, 1, hidden]`` per new token; only the prefill is read,
-so each request is scored once.
+so each request is scored once. (With ``use_cache=False`` every step is a full
+forward and is scored again.) Where the decoder layers are and which
+positions hold image tokens comes from :mod:`collectors.registry`.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from collectors.events import ScoredEvent, new_event_id
-from collectors.gate import RoutingGate
-from collectors.layers import resolve_layer
+from collectors.gate import SELF_CONSISTENCY, RoutingGate
+from collectors.hooks import CaptureRequest, PrefillScorer
+from collectors.pooling import POOLINGS
+from collectors.pooling import pool_hidden as pool_hidden  # re-exported
 from collectors.probe import LinearProbe
+from collectors.registry import resolve_architecture
+from collectors.score import Score
+from collectors.self_consistency import SelfConsistency
 
 log = logging.getLogger(__name__)
-POOLINGS = ("last_prompt_token", "mean_prompt_tokens")
+__all__ = ["POOLINGS", "ReliabilityCollector", "Score", "pool_hidden"]
 
 
-class Emitter(Protocol):
-    def emit(self, event: Any, topic: str | None = None) -> bool: ...
-
-
-@dataclass(frozen=True)
-class Score:
-    """The collector's verdict on one request.
-
-    Attributes
-    ----------
-    raw_logit : float
-        Probe logit before calibration.
-    confidence : float
-        Calibrated probability that the answer is correct.
-    decision : str
-        Routing decision from the gate.
-    state : ndarray of shape (hidden_dim,) or None
-        The pooled hidden state, when state capture is on.
-    """
-
-    raw_logit: float
-    confidence: float
-    decision: str
-    state: np.ndarray | None = None
-
-
-def pool_hidden(hidden: torch.Tensor, mask: torch.Tensor | None, pooling: str) -> torch.Tensor:
-    """Pool one decoder layer's output over the prompt tokens.
-
-    Parameters
-    ----------
-    hidden : Tensor of shape (batch, seq, hidden_dim)
-    mask : Tensor of shape (batch, seq) or None
-        Attention mask (1 = real token, 0 = padding); ``None`` means no padding.
-    pooling : {"last_prompt_token", "mean_prompt_tokens"}
-
-    Returns
-    -------
-    Tensor of shape (batch, hidden_dim), on ``hidden``'s device and dtype.
-    """
-    batch, seq, _ = hidden.shape
-    if mask is None:
-        if pooling == "last_prompt_token":
-            return hidden[:, -1, :]
-        return hidden.mean(dim=1)
-    mask = mask.to(hidden.device)
-    if pooling == "last_prompt_token":
-        positions = torch.arange(seq, device=hidden.device).expand(batch, seq)
-        last = (positions * (mask > 0)).argmax(dim=1)  # [batch]: last real token, any padding side
-        return hidden[torch.arange(batch, device=hidden.device), last]
-    weights = (mask > 0).to(hidden.dtype).unsqueeze(-1)  # [batch, seq, 1]
-    return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1)
+def _text_width(model: nn.Module) -> int | None:
+    config = getattr(model, "config", None)
+    try:
+        width = config.get_text_config().hidden_size
+    except AttributeError:
+        return None
+    return width if isinstance(width, int) else None
 
 
 class ReliabilityCollector:
     """Score every request of a HuggingFace VLM with a hidden-state probe.
 
-    Use as a context manager (hooks are removed on exit, even after an error)
-    or call :meth:`attach` and :meth:`close`. Not thread-safe: one collector
-    per model replica that serves one batch at a time.
+    The handle attaches hooks to ``model`` and removes every one of them on
+    :meth:`close` or when its ``with`` block ends, even after an error. Not
+    thread-safe: one collector per model replica serving one batch at a time.
 
     Parameters
     ----------
     model : torch.nn.Module
-        A transformers VLM, e.g. ``LlavaForConditionalGeneration``.
+        A transformers VLM (any family in :mod:`collectors.registry`, or any
+        ``*ForConditionalGeneration`` through the generic fallback); may be
+        dispatched over devices with accelerate's ``device_map``.
     probe : LinearProbe
-        The probe; its ``layer`` and ``pooling`` are used unless overridden.
+        Its ``read_layers``, ``pooling``, calibration and projection are used.
     gate : RoutingGate, optional
     emitter : object with ``emit(event) -> bool``, optional
         Usually a :class:`collectors.emitter.KafkaEmitter`.
     model_id : str
-    layer : int, optional
-        Decoder layer index; defaults to ``probe.layer``.
-    capture_states : bool
-        Keep the pooled state on each :class:`Score` and event.
+    layer : int or "auto", optional
+        Decoder layer index overriding ``probe.layer`` (not for stacked probes);
+        ``"auto"`` takes the family's default from the registry.
+    capture_states : bool or float
+        Share of requests, in [0, 1], whose pooled state (projected by
+        ``probe.projection`` when it has one) is kept on the score and event;
+        ``True`` means 1.0. Rows are drawn with a seeded host RNG.
+    family : str, optional
+        Registry key overriding detection from ``model.config.model_type``.
+    self_consistency : SelfConsistency, optional
+        Used by :meth:`resolve` for gray-zone requests.
+    seed : int
+        Seed of the state-capture sampler.
+
+    Raises
+    ------
+    LayerResolutionError
+        No decoder layers, or a layer index out of range.
+    ValueError
+        Unknown pooling, ``capture_states`` outside [0, 1], ``layer`` given
+        with a stacked probe, or probe width not matching the model.
     """
 
     def __init__(
@@ -118,44 +104,110 @@ class ReliabilityCollector:
         probe: LinearProbe,
         *,
         gate: RoutingGate | None = None,
-        emitter: Emitter | None = None,
+        emitter: Any = None,
         model_id: str = "model",
-        layer: int | None = None,
-        capture_states: bool = False,
+        layer: int | str | None = None,
+        capture_states: bool | float = False,
+        family: str | None = None,
+        self_consistency: SelfConsistency | None = None,
+        seed: int = 0,
     ) -> None:
-        self.model = model
-        self.probe = probe
-        self.gate = gate or RoutingGate()
-        self.emitter = emitter
-        self.model_id = model_id
-        self.layer = probe.layer if layer is None else layer
-        self.capture_states = capture_states
         if probe.pooling not in POOLINGS:
             raise ValueError(f"unknown pooling {probe.pooling!r}; expected one of {POOLINGS}")
-        self.layer_path, self._layer_module = resolve_layer(model, self.layer)
+        rate = float(capture_states)
+        if not 0.0 <= rate <= 1.0:
+            raise ValueError(f"capture_states must be a bool or a rate in [0, 1], got {rate}")
+        self.model, self.probe, self.emitter, self.model_id = model, probe, emitter, model_id
+        self.gate = gate or RoutingGate()
+        self.self_consistency = self_consistency
+        self.capture_rate = rate
+        self.architecture = resolve_architecture(model, family)
+        if layer is not None and probe.layers is not None and len(probe.layers) > 1:
+            raise ValueError(f"layer= cannot override the layers {probe.layers} of a stacked probe")
+        wanted = probe.read_layers if layer is None else (layer,)
+        wanted = tuple(self.architecture.default_layer if i == "auto" else int(i) for i in wanted)
+        self.layers = tuple(self.architecture.layer_index(i) for i in wanted)
+        self.layer = self.layers[0]
+        self.layer_path = f"{self.architecture.layers_path}.{self.layer}"
+        width = _text_width(model)
+        if width is not None and probe.hidden_dim != width * len(self.layers):
+            raise ValueError(
+                f"probe {probe.version!r} has {probe.hidden_dim} weights but layers {self.layers} "
+                f"of {type(model).__name__} give {width * len(self.layers)} features "
+                f"({len(self.layers)} x hidden_size {width})"
+            )
+        self._scorer = PrefillScorer(
+            probe,
+            self.layers,
+            self.architecture.image_token_ids,
+            CaptureRequest(rate, probe.projection, np.random.default_rng(seed)),
+        )
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
-        self._armed = False
-        self._mask: torch.Tensor | None = None
-        self._pending_logits: list[torch.Tensor] = []
-        self._pending_states: list[torch.Tensor] = []
-        self.hook_errors = 0
+        self._layer_override = layer is not None
+        self._next_probe: LinearProbe | None = None  # set by swap_probe, any thread
+
+    def swap_probe(self, probe: LinearProbe) -> None:
+        """Serve ``probe`` from the next request boundary (hot reload, :mod:`collectors.reload`).
+
+        The switch happens in the model pre-hook of the next call that is not
+        paused and finds no scores waiting for :meth:`collect`, so every event
+        carries the version that scored it. Safe to call from another thread.
+
+        Raises
+        ------
+        ValueError
+            ``probe`` reads other decoder layers, another pooling or width.
+        """
+        layers = (
+            self.layers
+            if self._layer_override and probe.layers is None
+            else tuple(self.architecture.layer_index(i) for i in probe.read_layers)
+        )
+        if (layers, probe.pooling, probe.hidden_dim) != (
+            self.layers,
+            self.probe.pooling,
+            self.probe.hidden_dim,
+        ):
+            raise ValueError(
+                f"probe {probe.version!r} reads layers {layers} ({probe.pooling}, "
+                f"{probe.hidden_dim} features); this collector hooks {self.layers} "
+                f"({self.probe.pooling}, {self.probe.hidden_dim}): restart to change them"
+            )
+        self._next_probe = probe
+
+    def _before_call(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
+        probe = self._next_probe
+        if probe is not None and not self._scorer.paused and not self._scorer._pending:
+            self._next_probe = None
+            self.probe = self._scorer.probe = probe
+            self._scorer.capture.projection = probe.projection
+            log.info("collector now serves probe %s", probe.version)
+        self._scorer.on_model_call(module, args, kwargs)
+
+    @property
+    def hook_errors(self) -> int:
+        """Request batches left unscored because a hook failed (the model was unaffected)."""
+        return self._scorer.errors
 
     # -- hook lifecycle -------------------------------------------------
     def attach(self) -> ReliabilityCollector:
         """Register the hooks; idempotent."""
         if not self._handles:
+            layers = self.architecture.layers
             self._handles = [
-                self.model.register_forward_pre_hook(self._on_model_call, with_kwargs=True),
-                self._layer_module.register_forward_hook(self._on_layer_output),
+                self.model.register_forward_pre_hook(self._before_call, with_kwargs=True)
+            ] + [
+                layers[i].register_forward_hook(self._scorer.layer_hook(i))
+                for i in sorted(set(self.layers))
             ]
         return self
 
     def close(self) -> None:
-        """Remove every hook this collector registered."""
+        """Remove every hook this collector registered; idempotent."""
         for handle in self._handles:
             handle.remove()
         self._handles = []
-        self._armed = False
+        self._scorer.disarm()
 
     def __enter__(self) -> ReliabilityCollector:
         return self.attach()
@@ -163,38 +215,14 @@ class ReliabilityCollector:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # -- hooks (must never raise into the model) -------------------------
-    def _on_model_call(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """Forward passes inside this block are not scored (e.g. self-consistency samples)."""
+        self._scorer.paused += 1
         try:
-            cache = kwargs.get("past_key_values")
-            past = 0 if cache is None else int(cache.get_seq_length())
-            self._armed = past == 0  # prefill: nothing cached yet
-            mask = kwargs.get("attention_mask")
-            self._mask = mask if (self._armed and mask is not None and mask.dim() == 2) else None
-        except Exception:  # noqa: BLE001 - a monitoring bug must not fail the request
-            self._armed = False
-            self._count_error()
-
-    def _on_layer_output(self, module: nn.Module, args: tuple, output: Any) -> None:
-        if not self._armed:
-            return
-        self._armed = False
-        try:
-            hidden = output[0] if isinstance(output, tuple) else output  # [batch, seq, hidden]
-            with torch.no_grad():
-                pooled = pool_hidden(hidden, self._mask, self.probe.pooling)  # [batch, hidden]
-                self._pending_logits.append(self.probe.logits_torch(pooled))  # [batch]
-                if self.capture_states:
-                    self._pending_states.append(pooled.detach().float())
-        except Exception:  # noqa: BLE001
-            self._count_error()
+            yield
         finally:
-            self._mask = None
-
-    def _count_error(self) -> None:
-        self.hook_errors += 1
-        if self.hook_errors == 1:
-            log.exception("vlm-monitor collector hook failed; the request continues unscored")
+            self._scorer.paused -= 1
 
     # -- results ---------------------------------------------------------
     def collect(self) -> list[Score]:
@@ -202,40 +230,95 @@ class ReliabilityCollector:
 
         Returns
         -------
-        list of Score, one per batch row of each prefill seen.
+        list of Score
+            One per batch row of each prefill seen. A batch whose hook failed
+            gets unscored rows (NaN confidence, ``scored=False``, decision
+            ``"fallback"``), so scores stay aligned with the caller's answers.
         """
-        if not self._pending_logits:
-            return []
-        logits = torch.cat(self._pending_logits).cpu().numpy().astype(np.float64)
-        states = torch.cat(self._pending_states).cpu().numpy() if self._pending_states else None
-        self._pending_logits, self._pending_states = [], []
-        confidence = self.probe.confidence_from_logits(logits)
-        return [
-            Score(
-                raw_logit=float(z),
-                confidence=float(p),
-                decision=self.gate.decide(float(p)),
-                state=None if states is None else states[i],
+        rows = []
+        for logit, prob, state in self._scorer.drain():
+            decision = self.gate.decide(prob)
+            rows.append(
+                Score(
+                    raw_logit=logit,
+                    confidence=prob,
+                    decision=decision,
+                    state=state,
+                    scored=not math.isnan(prob),
+                    route=decision,
+                )
             )
-            for i, (z, p) in enumerate(zip(logits, confidence))
-        ]
+        return rows
 
-    def emit(
-        self, scores: Sequence[Score], answers: Sequence[str], tags: Sequence[str] | str = ""
-    ) -> list[ScoredEvent]:
-        """Build one :class:`ScoredEvent` per score and hand them to the emitter (never blocks).
+    def resolve(
+        self,
+        scores: Sequence[Score],
+        make_inputs: Callable[[list[int]], Mapping[str, Any]],
+        decode: Callable[[torch.Tensor], list[str]],
+        self_consistency: SelfConsistency | None = None,
+    ) -> list[Score]:
+        """Run self-consistency on the gray-zone requests and set their final route.
+
+        Parameters
+        ----------
+        scores : sequence of Score
+            From :meth:`collect`, for one batch.
+        make_inputs : callable
+            Row indices -> processor outputs for those requests only (the caller
+            re-encodes them; pixel layouts differ per family).
+        decode : callable
+            Generated token ids (n, new_tokens) -> n strings.
+        self_consistency : SelfConsistency, optional
+            Defaults to the collector's.
+
+        Returns
+        -------
+        list of Score
+            Gray-zone rows carry ``consistency``, ``consensus`` and ``route``
+            (``"serve"`` or ``"fallback"``); other rows are returned unchanged.
 
         Raises
         ------
         ValueError
-            ``scores`` and ``answers`` differ in length.
+            Gray-zone rows exist and no :class:`SelfConsistency` is configured.
+        """
+        rows = [i for i, s in enumerate(scores) if s.decision == SELF_CONSISTENCY]
+        if not rows:
+            return list(scores)
+        sc = self_consistency or self.self_consistency
+        if sc is None:
+            raise ValueError("gray-zone requests need a SelfConsistency (self_consistency=...)")
+        with self.paused():
+            results = sc.score(self.model, make_inputs(rows), decode)
+        out = list(scores)
+        for i, res in zip(rows, results):
+            route = self.gate.resolve(SELF_CONSISTENCY, res.share, sc.agreement_threshold)
+            out[i] = replace(out[i], consistency=res.share, consensus=res.answer, route=route)
+        return out
+
+    def emit(
+        self, scores: Sequence[Score], answers: Sequence[str], tags: Sequence[str] | str = ""
+    ) -> list[ScoredEvent | None]:
+        """Build one :class:`ScoredEvent` per scored request; hand them to the emitter.
+
+        Never blocks on Kafka. The result is aligned with ``scores``; an unscored
+        row (a failed hook) produces no event and ``None`` in its place.
+
+        Raises
+        ------
+        ValueError
+            ``scores`` and ``answers`` (or ``tags``) differ in length.
         """
         if len(scores) != len(answers):
             raise ValueError(f"{len(scores)} scores but {len(answers)} answers")
         tag_list = [tags] * len(scores) if isinstance(tags, str) else list(tags)
+        if len(tag_list) != len(scores):
+            raise ValueError(f"{len(scores)} scores but {len(tag_list)} tags")
         now = time.time()
-        events = [
-            ScoredEvent(
+        events: list[ScoredEvent | None] = [
+            None
+            if not s.scored
+            else ScoredEvent(
                 event_id=new_event_id(),
                 ts=now,
                 model_id=self.model_id,
@@ -247,11 +330,12 @@ class ReliabilityCollector:
                 decision=s.decision,
                 answer=a,
                 tag=t,
-                state=None if s.state is None else [float(v) for v in s.state],
+                state=None if s.state is None else s.state.astype(float).tolist(),
             )
             for s, a, t in zip(scores, answers, tag_list)
         ]
         if self.emitter is not None:
             for event in events:
-                self.emitter.emit(event)
+                if event is not None:
+                    self.emitter.emit(event)
         return events

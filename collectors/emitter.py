@@ -4,15 +4,23 @@ The request path calls :meth:`KafkaEmitter.emit`, which serialises the event
 and puts it on a bounded in-memory queue; it never blocks and never raises. A
 background thread owns the ``KafkaProducer`` (created there, because its
 constructor blocks or raises while no broker answers), retries creating it with
-exponential backoff, and sends queued events keyed by ``event_id``. While the
-broker is unreachable, events wait in the queue up to its bound; beyond that
-they are dropped and counted.
+exponential backoff, and sends queued events keyed by ``event_id``.
 
-Accounting: once :meth:`close` has returned within its timeout, every call to
-:meth:`emit` is counted in exactly one of ``sent`` (acknowledged by the broker),
-``dropped`` (queue full, emitter closed, or still queued when ``close`` timed
-out) or ``failed`` (could not be serialised, or the producer reported a
-delivery error).
+While the broker is unreachable, events are buffered up to two bounds: the
+memory queue (``queue_size`` events), then, when ``spill_path`` is set, a local
+spill file (``spill_max_bytes``, :class:`collectors.spill.SpillFile`) into which
+the thread moves the oldest queued events once the queue is half full. Beyond
+both bounds events are dropped and counted. When the broker answers, spilled
+events are replayed first. Delivery failures that a retry can fix (and records
+aborted at close) go back to the spill file instead of being lost.
+
+Accounting: once :meth:`close` has returned, every accepted or recovered event
+is counted in exactly one of ``sent`` (acknowledged), ``dropped`` (queue full,
+spill full or absent, emitter closed), ``failed`` (not serialisable, or a
+delivery error that a retry cannot fix) or ``spilled`` (on disk, replayed by
+the next emitter opened on the same spill file)::
+
+    emit() calls + recovered == sent + dropped + failed + spilled + pending
 """
 
 from __future__ import annotations
@@ -21,13 +29,17 @@ import logging
 import queue
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from collectors.events import LabelEvent, ScoredEvent, encode
+from collectors.kafka_client import new_kafka_client
+from collectors.producer_loop import STOP, ProducerLoop
+from collectors.spill import SpillFile
 
 log = logging.getLogger(__name__)
+__all__ = ["KafkaEmitter", "new_kafka_client"]
 
-_STOP = object()
 _PRODUCER_DEFAULTS: dict[str, Any] = {
     "linger_ms": 5,  # small batches: throughput without adding visible latency
     "bootstrap_timeout_ms": 2000,  # constructor wait per attempt; retried with backoff
@@ -35,49 +47,22 @@ _PRODUCER_DEFAULTS: dict[str, Any] = {
 }
 
 
-def new_kafka_client(cls: type, **kwargs: Any) -> Any:
-    """Construct a kafka-python ``KafkaProducer``, ``KafkaConsumer`` or ``KafkaAdminClient``.
-
-    When the constructor fails (no broker answered within ``bootstrap_timeout_ms``),
-    kafka-python 3.0.12 leaves its network I/O thread running; a retry loop would
-    then leak one thread per attempt. This closes that client before re-raising.
-
-    Raises
-    ------
-    Exception
-        Whatever the constructor raised (``kafka.errors.KafkaTimeoutError`` when no
-        broker answers, ``ValueError`` or ``KafkaConfigurationError`` for bad settings).
-    """
-    base = kwargs.pop("kafka_client", None) or cls.DEFAULT_CONFIG["kafka_client"]
-    made: list[Any] = []
-
-    def factory(**kw: Any) -> Any:
-        made.append(base(**kw))
-        return made[-1]
-
-    try:
-        return cls(kafka_client=factory, **kwargs)
-    except BaseException:
-        for client in made:
-            try:
-                client.close()
-            except Exception:  # noqa: BLE001 - best effort, the original error matters
-                log.debug("error closing a half-built Kafka client", exc_info=True)
-        raise
-
-
-class KafkaEmitter:
-    """Background Kafka producer fed by a bounded queue.
+class KafkaEmitter(ProducerLoop):
+    """Background Kafka producer fed by a bounded queue, with an optional spill file.
 
     Parameters
     ----------
     topic : str
         Default topic for :meth:`emit`.
     queue_size : int
-        Maximum number of serialised events waiting to be handed to the producer.
+        Maximum number of serialised events waiting in memory.
     backoff_s : tuple of float
         ``(initial, maximum)`` wait between producer creation attempts, seconds;
         doubles after each failure.
+    spill_path : str or Path, optional
+        Local spill file; ``None`` keeps events in memory only.
+    spill_max_bytes : int
+        Size bound of the spill file, bytes.
     **client_kwargs
         kafka-python ``KafkaProducer`` settings (``bootstrap_servers``, security,
         ...), e.g. ``KafkaConfig.client_kwargs()``. Override the defaults
@@ -86,7 +71,10 @@ class KafkaEmitter:
     Raises
     ------
     ValueError
-        Empty topic or ``queue_size < 1`` (the only errors, raised at construction).
+        Empty topic, ``queue_size < 1``, bad backoff or ``spill_max_bytes < 1``
+        (raised at construction, never later).
+    OSError
+        The spill file cannot be opened.
 
     Examples
     --------
@@ -102,6 +90,8 @@ class KafkaEmitter:
         topic: str,
         queue_size: int = 10_000,
         backoff_s: tuple[float, float] = (0.5, 10.0),
+        spill_path: str | Path | None = None,
+        spill_max_bytes: int = 256 * 2**20,
         **client_kwargs: Any,
     ) -> None:
         if not isinstance(topic, str) or not topic.strip():
@@ -114,10 +104,14 @@ class KafkaEmitter:
         self.queue_size = int(queue_size)
         self.backoff_s = backoff_s
         self.client_kwargs = {**_PRODUCER_DEFAULTS, **client_kwargs}
+        self._spill = None if spill_path is None else SpillFile(spill_path, spill_max_bytes)
+        self.recovered = 0 if self._spill is None else self._spill.unread
         self._queue: queue.Queue = queue.Queue(maxsize=self.queue_size)
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
         self._sent = self._dropped = self._failed = self._pending = 0
+        self._replaying = 0
+        self._last_failure = 0.0
         self._closed = False
         self._stop = threading.Event()
         self._producer: Any = None
@@ -133,17 +127,17 @@ class KafkaEmitter:
 
     @property
     def dropped(self) -> int:
-        """Events refused because the queue was full or the emitter closed."""
+        """Events refused: queue full, spill file full or absent, or emitter closed."""
         return self._dropped
 
     @property
     def failed(self) -> int:
-        """Events that could not be serialised or whose delivery the producer reported failed."""
+        """Events not serialisable, or whose delivery failed in a way a retry cannot fix."""
         return self._failed
 
     @property
     def pending(self) -> int:
-        """Events accepted by :meth:`emit` and not yet acknowledged, failed or dropped."""
+        """Events in memory (queue or producer) not yet acknowledged, failed or dropped."""
         return self._pending
 
     @property
@@ -188,27 +182,28 @@ class KafkaEmitter:
 
     # -- lifecycle --------------------------------------------------------------
     def flush(self, timeout_s: float = 10.0) -> bool:
-        """Wait until every queued event is acknowledged or failed.
+        """Wait until every queued and spilled event is acknowledged or failed.
 
         Returns
         -------
         bool
-            True if nothing is pending any more, False if ``timeout_s`` seconds
-            passed first (for instance while the broker is down).
+            True if nothing is pending or spilled any more, False if ``timeout_s``
+            seconds passed first (for instance while the broker is down).
         """
         deadline = time.monotonic() + max(0.0, timeout_s)
         with self._idle:
-            while self._pending > 0:
+            while self._pending > 0 or self.spilled > 0:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
-                self._idle.wait(min(left, 0.1))
+                self._idle.wait(min(left, 0.05))
         return True
 
     def close(self, timeout_s: float = 10.0) -> None:
         """Flush for up to ``timeout_s`` seconds, then stop the thread and the producer.
 
-        Events still queued afterwards are counted as dropped. Idempotent; never raises.
+        Events still in memory afterwards go to the spill file when there is one
+        (and room), else they are counted as dropped. Idempotent; never raises.
         """
         try:
             start = time.monotonic()
@@ -217,11 +212,17 @@ class KafkaEmitter:
             self.flush(timeout_s)
             self._stop.set()
             try:
-                self._queue.put_nowait(_STOP)  # wake the thread if it waits on the queue
+                self._queue.put_nowait(STOP)  # wake the thread if it waits on the queue
             except queue.Full:
                 pass
-            self._thread.join(max(0.1, timeout_s - (time.monotonic() - start)))
-            self._drain_as_dropped()
+            # connected: let the thread close the producer, whose aborted records go to the spill
+            grace = 3.0 if self.connected else 0.0
+            self._thread.join(max(0.1, timeout_s - (time.monotonic() - start)) + grace)
+            self._drain_queue()
+            if self._spill is not None:
+                if self._replaying == 0:
+                    self._spill.compact()
+                self._spill.close()
         except Exception:  # noqa: BLE001
             log.exception("error while closing the emitter")
 
@@ -233,92 +234,6 @@ class KafkaEmitter:
 
     def __repr__(self) -> str:
         return (
-            f"KafkaEmitter(topic={self.topic!r}, queue_size={self.queue_size}, "
-            f"sent={self._sent}, dropped={self._dropped}, failed={self._failed})"
+            f"KafkaEmitter(topic={self.topic!r}, queue_size={self.queue_size}, sent={self._sent}, "
+            f"dropped={self._dropped}, failed={self._failed}, spilled={self.spilled})"
         )
-
-    # -- background thread ------------------------------------------------------
-    def _count(self, name: str, n: int = 1) -> None:
-        with self._lock:
-            setattr(self, name, getattr(self, name) + n)
-
-    def _settle(self, name: str, n: int = 1) -> None:
-        """Move ``n`` pending events to counter ``name`` and wake :meth:`flush`."""
-        with self._idle:
-            setattr(self, name, getattr(self, name) + n)
-            self._pending -= n
-            if self._pending <= 0:
-                self._idle.notify_all()
-
-    def _drain_as_dropped(self) -> None:
-        n = 0
-        while True:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            n += item is not _STOP
-        if n:
-            self._settle("_dropped", n)
-
-    def _connect(self) -> bool:
-        from kafka import KafkaProducer
-
-        delay = self.backoff_s[0]
-        while not self._stop.is_set():
-            try:
-                self._producer = new_kafka_client(KafkaProducer, **self.client_kwargs)
-                self.last_error = None
-                log.info("emitter connected to %s", self.client_kwargs.get("bootstrap_servers"))
-                return True
-            except Exception as exc:  # noqa: BLE001 - keep trying, never give up silently
-                self.last_error = f"cannot create producer: {exc!r}"
-                log.warning("%s; retrying in %.1f s", self.last_error, delay)
-                self._stop.wait(delay)
-                delay = min(2 * delay, self.backoff_s[1])
-        return False
-
-    def _on_ack(self, _metadata: Any) -> None:
-        self._settle("_sent")
-
-    def _on_error(self, exc: BaseException) -> None:
-        self.last_error = f"delivery failed: {exc!r}"
-        self._settle("_failed")
-
-    def _run(self) -> None:
-        try:
-            if not self._connect():
-                return
-            known: set[str] = set()
-            while True:
-                try:
-                    item = self._queue.get(timeout=0.1)
-                except queue.Empty:
-                    if self._stop.is_set():
-                        break
-                    continue
-                if item is _STOP:
-                    break
-                topic, key, value = item
-                try:
-                    if topic not in known:
-                        # Fetch (and auto-create) the topic's metadata before its first record:
-                        # Tansu 0.6 stalls a produce request mixing a topic it is creating with
-                        # others for a request timeout (30 s).
-                        self._producer.partitions_for(topic)
-                        known.add(topic)
-                    future = self._producer.send(topic, key=key, value=value)
-                except Exception as exc:  # noqa: BLE001 - e.g. metadata timeout, record too large
-                    self._on_error(exc)
-                    continue
-                future.add_callback(self._on_ack)
-                future.add_errback(self._on_error)
-        except Exception:  # noqa: BLE001
-            log.exception("emitter thread stopped by an unexpected error")
-        finally:
-            if self._producer is not None:
-                try:
-                    self._producer.flush(timeout=2.0)
-                    self._producer.close(timeout=2.0)
-                except Exception:  # noqa: BLE001
-                    log.exception("error while closing the Kafka producer")

@@ -8,11 +8,19 @@ Decision rule for a calibrated confidence ``p`` (probability the answer is corre
 
 The gray zone is checked first, so a threshold inside it (the reference
 article's defaults: 0.72 inside [0.65, 0.80]) only decides outside the zone.
+
+Actions: ``"serve"`` returns the generated answer (the "generate" action),
+``"fallback"`` hands the request to the configured fallback (e.g. human review),
+``"self_consistency"`` draws K more answers (:mod:`collectors.self_consistency`)
+and serves the majority answer when it reaches the agreement threshold, else
+falls back.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 SERVE = "serve"
 FALLBACK = "fallback"
@@ -49,9 +57,31 @@ class RoutingGate:
         if lo > hi:
             raise ValueError(f"gray_zone_bounds must be ordered, got {self.gray_zone_bounds}")
 
+    @classmethod
+    def from_config(cls, routing: Any) -> RoutingGate:
+        """Build from a ``reliability_monitor.routing`` config section (``RoutingConfig``)."""
+        lo, hi = routing.gray_zone_bounds
+        return cls(float(routing.confidence_threshold), (float(lo), float(hi)))
+
     def decide(self, confidence: float) -> str:
-        """Return ``"serve"``, ``"fallback"`` or ``"self_consistency"`` for one confidence."""
+        """Return ``"serve"``, ``"fallback"`` or ``"self_consistency"`` for one confidence.
+
+        A NaN confidence (request not scored) falls back.
+        """
         lo, hi = self.gray_zone_bounds
         if lo <= confidence <= hi:
             return SELF_CONSISTENCY
         return SERVE if confidence >= self.confidence_threshold else FALLBACK
+
+    def decide_many(self, confidences: Sequence[float]) -> list[str]:
+        """:meth:`decide` for each confidence, in order."""
+        return [self.decide(float(p)) for p in confidences]
+
+    def resolve(self, decision: str, agreement: float | None, threshold: float) -> str:
+        """Final route after self-consistency: serve at ``agreement >= threshold``, else fall back.
+
+        ``decision`` other than ``"self_consistency"``, or no ``agreement``, is returned as is.
+        """
+        if decision != SELF_CONSISTENCY or agreement is None:
+            return decision
+        return SERVE if agreement >= threshold else FALLBACK

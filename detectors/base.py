@@ -185,8 +185,16 @@ class Detector(ABC):
         p_value: float | None = None,
         details: Mapping[str, Any] | None = None,
         insufficient_reason: str | None = None,
+        threshold: float | None = None,
     ) -> DetectorResult:
-        """Build the result; ``insufficient_reason`` set means "no number"."""
+        """Build the result; ``insufficient_reason`` set means "no number".
+
+        ``threshold`` overrides ``self.threshold`` for detectors whose bound on
+        the statistic depends on the window (the critical value of a test at
+        significance level ``alpha``, which makes ``statistic > threshold``
+        equivalent to ``p_value < alpha``).
+        """
+        bound = self.threshold if threshold is None else threshold
         start, end = _check_window(window, self.name)
         extra = {"unit": self.unit, **(details or {})}
         if insufficient_reason is not None:
@@ -195,8 +203,8 @@ class Detector(ABC):
         return DetectorResult(
             detector=self.name,
             statistic=statistic,
-            threshold=self.threshold,
-            is_drift=statistic is not None and statistic > self.threshold,
+            threshold=bound,
+            is_drift=statistic is not None and statistic > bound,
             p_value=p_value,
             n_reference=self.n_reference_,  # type: ignore[attr-defined]
             n_current=n_current,
@@ -205,6 +213,15 @@ class Detector(ABC):
             insufficient_data=insufficient_reason is not None,
             details=extra,
         )
+
+
+def insufficient_reason(n_reference: int, n_current: int, min_samples: int) -> str | None:
+    """Why a window pair is too small to score, or None when both hold ``min_samples``."""
+    if n_reference < min_samples:
+        return f"reference has {n_reference} samples < min_samples={min_samples}"
+    if n_current < min_samples:
+        return f"current window has {n_current} samples < min_samples={min_samples}"
+    return None
 
 
 def _check_window(window: Window | None, who: str) -> tuple[float | None, float | None]:
@@ -235,8 +252,9 @@ def as_1d_finite(x: ArrayLike, name: str) -> NDArray[np.float64]:
         raise ValueError(f"{name} must be numeric: {exc}") from exc
     if arr.ndim != 1:
         raise ValueError(f"{name} must be one-dimensional (n_samples,), got shape {arr.shape}")
-    bad = np.count_nonzero(~np.isfinite(arr))
-    if bad:
+    # Fast path: min and max are finite only when every value is (NaN propagates).
+    if arr.size and not (np.isfinite(arr.min()) and np.isfinite(arr.max())):
+        bad = np.count_nonzero(~np.isfinite(arr))
         raise ValueError(f"{name} holds {bad} non-finite value(s) (NaN or inf)")
     return arr
 
@@ -250,6 +268,8 @@ def as_probability(x: ArrayLike, name: str) -> NDArray[np.float64]:
         As :func:`as_1d_finite`, or a value outside [0, 1] (the first one is named).
     """
     arr = as_1d_finite(x, name)
+    if arr.size == 0 or (arr.min() >= 0.0 and arr.max() <= 1.0):
+        return arr
     outside = (arr < 0.0) | (arr > 1.0)
     if outside.any():
         i = int(np.argmax(outside))
@@ -268,6 +288,8 @@ def as_binary(x: ArrayLike, name: str) -> NDArray[np.float64]:
     ValueError
         ``x`` is not one-dimensional or holds a value other than 0, 1, True, False.
     """
+    if isinstance(x, np.ndarray) and x.dtype == np.bool_ and x.ndim == 1:
+        return x.astype(np.float64)  # already binary
     arr = as_1d_finite(x, name)
     bad = (arr != 0.0) & (arr != 1.0)
     if bad.any():

@@ -14,149 +14,33 @@ equal-width intervals of [0, 1], right-closed as in Guo et al. (2017),
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from detectors.base import Detector, DetectorResult, Window, as_binary, as_probability
+from detectors.base import Detector, DetectorResult, Window
+from detectors.bootstrap import bootstrap_calibration
+from detectors.reliability import (
+    ReliabilityDiagram,
+    _diagram,
+    _ece,
+    _mce,
+    _validate,
+    adaptive_calibration_error,
+    brier_score,
+    expected_calibration_error,
+    maximum_calibration_error,
+    reliability_diagram,
+)
 
-
-@dataclass(frozen=True)
-class ReliabilityDiagram:
-    """Per-bin statistics of a reliability diagram (Guo et al. 2017, Fig. 1).
-
-    Attributes
-    ----------
-    bin_edges : ndarray of shape (n_bins + 1,)
-        Equal-width edges on [0, 1].
-    counts : ndarray of shape (n_bins,)
-        Number of samples per bin, :math:`|B_m|`.
-    mean_confidence : ndarray of shape (n_bins,)
-        :math:`\\mathrm{conf}(B_m)`, probability; NaN for an empty bin.
-    accuracy : ndarray of shape (n_bins,)
-        :math:`\\mathrm{acc}(B_m)`, fraction correct; NaN for an empty bin.
-    """
-
-    bin_edges: NDArray[np.float64]
-    counts: NDArray[np.int64]
-    mean_confidence: NDArray[np.float64]
-    accuracy: NDArray[np.float64]
-
-    @property
-    def n_samples(self) -> int:
-        """Total number of samples."""
-        return int(self.counts.sum())
-
-    @property
-    def gap(self) -> NDArray[np.float64]:
-        """``|accuracy - mean_confidence|`` per bin, shape (n_bins,); NaN when empty."""
-        return np.abs(self.accuracy - self.mean_confidence)
-
-
-def _validate(
-    confidence: ArrayLike, correct: ArrayLike, n_bins: int, allow_empty: bool = False
-) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    if isinstance(n_bins, bool) or not isinstance(n_bins, (int, np.integer)) or n_bins < 1:
-        raise ValueError(f"n_bins must be a positive int, got {n_bins!r}")
-    conf = as_probability(confidence, "confidence")
-    y = as_binary(correct, "correct")
-    if conf.shape != y.shape:
-        raise ValueError(
-            f"confidence and correct must have the same shape, got {conf.shape} and {y.shape}"
-        )
-    if conf.size == 0 and not allow_empty:
-        raise ValueError("confidence and correct are empty: need at least one labelled sample")
-    return conf, y
-
-
-def reliability_diagram(
-    confidence: ArrayLike, correct: ArrayLike, n_bins: int = 15
-) -> ReliabilityDiagram:
-    """Bin confidences into equal-width bins and compute count, confidence, accuracy.
-
-    Parameters
-    ----------
-    confidence : array-like of shape (n_samples,)
-        Predicted probability that each answer is correct, in [0, 1].
-    correct : array-like of shape (n_samples,)
-        1 (or True) when the answer was right, 0 (or False) otherwise.
-    n_bins : int, default 15
-        Number of equal-width bins on [0, 1].
-
-    Returns
-    -------
-    ReliabilityDiagram
-
-    Raises
-    ------
-    ValueError
-        Shapes differ, inputs empty or not 1-D, a confidence outside [0, 1] or
-        NaN, a non-binary ``correct``, or ``n_bins < 1``.
-    """
-    conf, y = _validate(confidence, correct, n_bins)
-    return _diagram(conf, y, n_bins)
-
-
-def _diagram(conf: NDArray[np.float64], y: NDArray[np.float64], n_bins: int) -> ReliabilityDiagram:
-    """:func:`reliability_diagram` on validated arrays."""
-    edges = np.linspace(0.0, 1.0, n_bins + 1)
-    # Right-closed bins ((m-1)/M, m/M]; searchsorted on the inner edges puts 0.0 in bin 0.
-    idx = np.searchsorted(edges[1:-1], conf, side="left")
-    counts = np.bincount(idx, minlength=n_bins)
-    conf_sum = np.bincount(idx, weights=conf, minlength=n_bins)
-    correct_sum = np.bincount(idx, weights=y, minlength=n_bins)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean_conf = np.where(counts > 0, conf_sum / counts, np.nan)
-        acc = np.where(counts > 0, correct_sum / counts, np.nan)
-    return ReliabilityDiagram(edges, counts.astype(np.int64), mean_conf, acc)
-
-
-def expected_calibration_error(
-    confidence: ArrayLike, correct: ArrayLike, n_bins: int = 15
-) -> float:
-    """Expected calibration error, Guo et al. (2017) Eq. 3.
-
-    Parameters and errors as :func:`reliability_diagram`.
-
-    Returns
-    -------
-    float
-        ECE in [0, 1]: the count-weighted mean of ``|acc(B_m) - conf(B_m)|``
-        (a difference of probabilities).
-    """
-    return _ece(reliability_diagram(confidence, correct, n_bins))
-
-
-def maximum_calibration_error(confidence: ArrayLike, correct: ArrayLike, n_bins: int = 15) -> float:
-    """Maximum calibration error over non-empty bins, Guo et al. (2017) Eq. 5.
-
-    Parameters and errors as :func:`reliability_diagram`; returns a float in [0, 1].
-    """
-    return _mce(reliability_diagram(confidence, correct, n_bins))
-
-
-def brier_score(confidence: ArrayLike, correct: ArrayLike) -> float:
-    """Brier score, mean squared difference of confidence and outcome (Brier 1950).
-
-    Parameters and errors as :func:`reliability_diagram` (without ``n_bins``).
-
-    Returns
-    -------
-    float
-        In [0, 1]; 0 is perfect, 0.25 is a constant 0.5 forecast.
-    """
-    conf, y = _validate(confidence, correct, 1)
-    return float(np.mean((conf - y) ** 2))
-
-
-def _ece(d: ReliabilityDiagram) -> float:
-    filled = d.counts > 0
-    return float(np.sum(d.counts[filled] / d.n_samples * d.gap[filled]))
-
-
-def _mce(d: ReliabilityDiagram) -> float:
-    return float(np.max(d.gap[d.counts > 0]))
+__all__ = [
+    "CalibrationError",
+    "ReliabilityDiagram",
+    "adaptive_calibration_error",
+    "brier_score",
+    "expected_calibration_error",
+    "maximum_calibration_error",
+    "reliability_diagram",
+]
 
 
 class CalibrationError(Detector):
@@ -173,9 +57,15 @@ class CalibrationError(Detector):
     threshold : float, default 0.10
         Drift is declared when ECE exceeds this value.
     n_bins : int, default 15
-        Number of equal-width bins on [0, 1].
+        Number of equal-width bins on [0, 1] (and of equal-mass bins for the adaptive ECE).
     min_samples : int, default 100
         Fewer labelled samples in the current window gives ``insufficient_data``.
+    n_bootstrap : int, default 200
+        Bootstrap resamples for the intervals in ``details`` (0: no intervals).
+    confidence_level : float, default 0.95
+        Coverage of the bootstrap percentile intervals.
+    random_state : int, default 0
+        Seed of the bootstrap.
 
     Attributes
     ----------
@@ -199,10 +89,21 @@ class CalibrationError(Detector):
     name = "calibration_error"
     unit = ""
 
-    def __init__(self, threshold: float = 0.10, n_bins: int = 15, min_samples: int = 100) -> None:
+    def __init__(
+        self,
+        threshold: float = 0.10,
+        n_bins: int = 15,
+        min_samples: int = 100,
+        n_bootstrap: int = 200,
+        confidence_level: float = 0.95,
+        random_state: int = 0,
+    ) -> None:
         self.threshold = threshold
         self.n_bins = n_bins
         self.min_samples = min_samples
+        self.n_bootstrap = n_bootstrap
+        self.confidence_level = confidence_level
+        self.random_state = random_state
 
     def fit(
         self, confidence: ArrayLike | None = None, correct: ArrayLike | None = None
@@ -228,6 +129,11 @@ class CalibrationError(Detector):
         self._check_params()
         if isinstance(self.n_bins, bool) or not isinstance(self.n_bins, int) or self.n_bins < 1:
             raise ValueError(f"n_bins must be a positive int, got {self.n_bins!r}")
+        nb = self.n_bootstrap
+        if isinstance(nb, bool) or not isinstance(nb, int) or nb < 0:
+            raise ValueError(f"n_bootstrap must be an int >= 0, got {nb!r}")
+        if not 0.0 < self.confidence_level < 1.0:
+            raise ValueError(f"confidence_level must be in (0, 1), got {self.confidence_level!r}")
         if (confidence is None) != (correct is None):
             raise ValueError("give both confidence and correct for the reference, or neither")
         if confidence is None:
@@ -256,10 +162,13 @@ class CalibrationError(Detector):
         Returns
         -------
         DetectorResult
-            ``statistic`` is the ECE; ``details`` holds ``mce``, ``brier``,
-            ``accuracy``, ``mean_confidence``, ``reference_ece``, ``n_bins`` and
-            ``reliability`` (per-bin ``counts``, ``mean_confidence``,
-            ``accuracy``; None for empty bins).
+            ``statistic`` is the ECE; ``details`` holds ``ace`` (adaptive ECE),
+            ``mce``, ``brier``, ``accuracy``, ``mean_confidence``,
+            ``reference_ece``, ``n_bins``, ``reliability`` (per-bin ``counts``,
+            ``mean_confidence``, ``accuracy``; None for empty bins) and, with
+            ``n_bootstrap > 0``, ``intervals``: for each of ``ece``, ``ace``,
+            ``mce``, ``brier`` a ``{"estimate", "low", "high", "level"}`` percentile
+            bootstrap interval (:mod:`detectors.bootstrap`).
 
         Raises
         ------
@@ -282,6 +191,7 @@ class CalibrationError(Detector):
         d = _diagram(c, y, self.n_bins)
         details = {
             **context,
+            "ace": adaptive_calibration_error(c, y, self.n_bins),
             "mce": _mce(d),
             "brier": float(np.mean((c - y) ** 2)),
             "accuracy": float(y.mean()),
@@ -292,6 +202,16 @@ class CalibrationError(Detector):
                 "accuracy": _nullable(d.accuracy),
             },
         }
+        if self.n_bootstrap > 0:
+            intervals = bootstrap_calibration(
+                c,
+                y,
+                self.n_bins,
+                n_resamples=self.n_bootstrap,
+                level=self.confidence_level,
+                random_state=self.random_state,
+            )
+            details["intervals"] = {k: v.as_dict() for k, v in intervals.items()}
         return self._result(_ece(d), n_current=d.n_samples, window=window, details=details)
 
 

@@ -1,10 +1,18 @@
 """Alerts: turn drifting detector results into alerts and send them to sinks.
 
 Only results with ``is_drift=True`` raise an alert; an ``insufficient_data``
-result never does. Calibration detectors (:data:`CALIBRATION_DETECTORS`) give
-the kind ``"calibration_drift"``, every other detector ``"score_drift"``.
-Severity is ``"critical"`` when the statistic is at least twice its threshold,
-``"warning"`` otherwise.
+result never does. The kind says what drifted: ``"calibration_drift"`` for the
+calibration detector (the design card's "alert on calibration drift", its own
+kind so it can be routed apart), ``"state_drift"`` for the pooled-state
+detectors (MMD, domain classifier), ``"accuracy_drop"`` for the label-free
+accuracy estimate, ``"score_drift"`` for the score distributions (KL, PSI, JS,
+KS); a detector that raised gives ``"detector_error"``. Severity is
+``"critical"`` when the statistic is at least twice its threshold, ``"warning"``
+otherwise (a detector error is always critical).
+
+The log and store sinks live here; the webhook and Kafka sinks in
+:mod:`monitor.alert_sinks`; deduplication, cooldown and persistence in
+:mod:`monitor.alert_policy`.
 """
 
 from __future__ import annotations
@@ -12,20 +20,36 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, Literal, Protocol
 
 from detectors.base import DetectorResult
-from detectors.calibration import CalibrationError
 
-AlertKind = Literal["score_drift", "calibration_drift"]
+AlertKind = Literal[
+    "score_drift", "calibration_drift", "state_drift", "accuracy_drop", "detector_error"
+]
 Severity = Literal["warning", "critical"]
+KINDS: tuple[str, ...] = (
+    "score_drift",
+    "calibration_drift",
+    "state_drift",
+    "accuracy_drop",
+    "detector_error",
+)
+SEVERITY_RANK = {"warning": 1, "critical": 2}
 
-CALIBRATION_DETECTORS: frozenset[str] = frozenset({CalibrationError.name})
+CALIBRATION_DETECTORS: frozenset[str] = frozenset({"calibration_error"})
 """Detector names whose drift is calibration drift."""
+STATE_DETECTORS: frozenset[str] = frozenset({"mmd", "domain_classifier_auroc"})
+"""Detector names whose drift is drift of the pooled hidden states."""
+ACCURACY_DETECTORS: frozenset[str] = frozenset({"estimated_accuracy_drop"})
+"""Detector names whose drift is a drop of the (estimated) accuracy."""
 
 CRITICAL_RATIO = 2.0
 """A statistic at or above ``CRITICAL_RATIO * threshold`` is critical."""
+
+ALERT_SCHEMA = "vlm-monitor.alert/1"
+"""``schema`` field of an alert's JSON form (webhook body, Kafka message value)."""
 
 logger = logging.getLogger(__name__)
 
@@ -36,8 +60,8 @@ class Alert:
 
     Attributes
     ----------
-    kind : {"score_drift", "calibration_drift"}
-        What drifted: the confidence distribution, or calibration on labelled events.
+    kind : {"score_drift", "calibration_drift", "state_drift", "accuracy_drop", "detector_error"}
+        What drifted (see the module docstring), or that a detector raised.
     detector : str
         Detector name, e.g. ``"kl_divergence"``.
     subject : str
@@ -64,8 +88,8 @@ class Alert:
     ts: float
 
     def __post_init__(self) -> None:
-        if self.kind not in ("score_drift", "calibration_drift"):
-            raise ValueError(f"unknown alert kind {self.kind!r}")
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown alert kind {self.kind!r}; expected one of {KINDS}")
         if self.severity not in ("warning", "critical"):
             raise ValueError(f"unknown alert severity {self.severity!r}")
 
@@ -74,10 +98,37 @@ class Alert:
         where = f"(subject={self.subject}, severity={self.severity})"
         return f"ALERT {self.kind} {self.message} {where}"
 
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-serialisable form with a ``schema`` field (webhook body, Kafka value)."""
+        return {"schema": ALERT_SCHEMA, **asdict(self)}
+
 
 def alert_kind(detector: str) -> AlertKind:
-    """Alert kind of a detector name: calibration drift or score drift."""
-    return "calibration_drift" if detector in CALIBRATION_DETECTORS else "score_drift"
+    """Alert kind of a detector name (see the module docstring)."""
+    if detector in CALIBRATION_DETECTORS:
+        return "calibration_drift"
+    if detector in STATE_DETECTORS:
+        return "state_drift"
+    if detector in ACCURACY_DETECTORS:
+        return "accuracy_drop"
+    return "score_drift"
+
+
+def error_alert(detector: str, subject: str, exc: BaseException, ts: float) -> Alert:
+    """A critical ``detector_error`` alert for a detector that raised ``exc``."""
+    text = f"{type(exc).__name__}: {exc}"
+    if len(text) > 300:
+        text = text[:297] + "..."
+    return Alert(
+        kind="detector_error",
+        detector=detector,
+        subject=subject,
+        severity="critical",
+        message=f"{detector} failed: {text}",
+        statistic=float("nan"),
+        threshold=float("nan"),
+        ts=ts,
+    )
 
 
 def severity_of(statistic: float, threshold: float) -> Severity:
@@ -124,14 +175,15 @@ def alerts_from_results(
             continue
         ts = r.window_end if r.window_end is not None else (time.time() if now is None else now)
         unit = r.details.get("unit", "")
-        stat = f"{r.statistic:.3g}" + (f" {unit}" if unit else "")
+        stat = f"{r.statistic:.3g}" + (f" {unit}" if unit and unit != "probability" else "")
+        p_value = f" (p={r.p_value:.3g})" if r.p_value is not None else ""
         alerts.append(
             Alert(
                 kind=alert_kind(r.detector),
                 detector=r.detector,
                 subject=subject,
                 severity=severity_of(r.statistic, r.threshold),
-                message=f"{r.detector}={stat} > {r.threshold:g}",
+                message=f"{r.detector}={stat} > {r.threshold:.3g}{p_value}",
                 statistic=r.statistic,
                 threshold=r.threshold,
                 ts=ts,
@@ -220,14 +272,18 @@ def send_alerts(alerts: Iterable[Alert], sinks: Sequence[AlertSink]) -> int:
 
 
 __all__ = [
+    "ACCURACY_DETECTORS",
     "Alert",
     "AlertKind",
     "AlertSink",
     "CALIBRATION_DETECTORS",
+    "KINDS",
     "LogAlertSink",
+    "STATE_DETECTORS",
     "StoreAlertSink",
     "alert_kind",
     "alerts_from_results",
+    "error_alert",
     "send_alerts",
     "severity_of",
 ]

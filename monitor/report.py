@@ -21,7 +21,7 @@ import logging
 import math
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -52,13 +52,14 @@ _CSS = """
 
 
 def write_html_report(
-    reference: ArrayLike,
-    current: ArrayLike,
+    reference: ArrayLike | Mapping[str, ArrayLike],
+    current: ArrayLike | Mapping[str, ArrayLike],
     results: Sequence[DetectorResult],
     path: str | os.PathLike[str],
     title: str,
     *,
     self_contained: bool = False,
+    extra_html: str = "",
 ) -> Path:
     """Write an HTML report comparing reference and current confidence distributions.
 
@@ -70,10 +71,12 @@ def write_html_report(
 
     Parameters
     ----------
-    reference : array-like of shape (n_reference,)
-        Reference-window confidences (probability).
-    current : array-like of shape (n_current,)
-        Current-window confidences (probability).
+    reference : array-like of shape (n_reference,) or mapping of str -> array-like
+        Reference-window confidences (probability), or several score columns by
+        name (e.g. ``{"confidence": ..., "raw_logit": ...}``); the first is the
+        one summarised in our table.
+    current : array-like of shape (n_current,) or mapping of str -> array-like
+        Current-window values, with the same column names as ``reference``.
     results : sequence of DetectorResult
         Detector results to show; may be empty.
     path : str or path-like
@@ -82,6 +85,9 @@ def write_html_report(
         Page title (HTML-escaped).
     self_contained : bool, default False
         Embed evidently's JavaScript bundle instead of linking ``js/evidently-<v>.js``.
+    extra_html : str, default ""
+        Trusted HTML inserted after our detector section (the weekly report's
+        figures and tables).
 
     Returns
     -------
@@ -95,11 +101,11 @@ def write_html_report(
     TypeError
         An element of ``results`` is not a DetectorResult.
     """
-    ref = as_1d_finite(reference, "reference")
-    cur = as_1d_finite(current, "current")
-    for name, arr in (("reference", ref), ("current", cur)):
-        if arr.size == 0:
-            raise ValueError(f"{name} is empty: a report needs samples in both windows")
+    refs = _columns(reference, "reference")
+    curs = _columns(current, "current")
+    if list(refs) != list(curs):
+        raise ValueError(f"reference columns {list(refs)} differ from current {list(curs)}")
+    ref, cur = next(iter(refs.values())), next(iter(curs.values()))
     for r in results:
         if not isinstance(r, DetectorResult):
             raise TypeError(f"results must be DetectorResult objects, got {type(r).__name__}")
@@ -108,9 +114,9 @@ def write_html_report(
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
 
-    page = _evidently_html(ref, cur, title)
+    page = _evidently_html(refs, curs, title)
     page = page.replace("<head>", f"<head>\n<title>{html.escape(title)}</title>", 1)
-    ours = _our_section(ref, cur, results, title)
+    ours = _our_section(ref, cur, results, title) + extra_html
     if "<body>" in page:
         page = page.replace("<body>", "<body>\n" + ours, 1)
     else:  # layout changed upstream: still show our results
@@ -125,7 +131,20 @@ def write_html_report(
     return out
 
 
-def _evidently_html(ref: Any, cur: Any, title: str) -> str:
+def _columns(data: ArrayLike | Mapping[str, ArrayLike], name: str) -> dict[str, np.ndarray]:
+    """One array or a mapping of them, validated: ``{column: ndarray of shape (n,)}``."""
+    items = data.items() if isinstance(data, Mapping) else [(COLUMN, data)]
+    out = {str(k): as_1d_finite(v, f"{name}[{k!r}]" if k != COLUMN else name) for k, v in items}
+    if not out:
+        raise ValueError(f"{name} has no columns")
+    for key, arr in out.items():
+        if arr.size == 0:
+            label = name if key == COLUMN else f"{name}[{key!r}]"
+            raise ValueError(f"{label} is empty: a report needs samples in both windows")
+    return out
+
+
+def _evidently_html(refs: Mapping[str, Any], curs: Mapping[str, Any], title: str) -> str:
     """Run evidently (imported here, telemetry off) and return its standalone HTML."""
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("EVIDENTLY_DISABLE_TELEMETRY", "1")
@@ -140,18 +159,18 @@ def _evidently_html(ref: Any, cur: Any, title: str) -> str:
     except ImportError as exc:  # pragma: no cover - evidently is a declared dependency
         raise ImportError("HTML reports need evidently: pip install 'evidently==0.7.23'") from exc
 
-    definition = DataDefinition(numerical_columns=[COLUMN])
-    report = Report(
-        [
-            DataDriftPreset(columns=[COLUMN]),
-            ValueDrift(column=COLUMN, method="kl_div"),
-            ValueDrift(column=COLUMN, method="psi"),
-        ],
-        metadata={"title": title},
-    )
+    columns = list(refs)
+    definition = DataDefinition(numerical_columns=columns)
+    metrics: list[Any] = [DataDriftPreset(columns=columns)]
+    for column in columns:
+        metrics += [
+            ValueDrift(column=column, method="kl_div"),
+            ValueDrift(column=column, method="psi"),
+        ]
+    report = Report(metrics, metadata={"title": title})
     snapshot = report.run(
-        Dataset.from_pandas(pd.DataFrame({COLUMN: cur}), data_definition=definition),
-        Dataset.from_pandas(pd.DataFrame({COLUMN: ref}), data_definition=definition),
+        Dataset.from_pandas(pd.DataFrame(dict(curs)), data_definition=definition),
+        Dataset.from_pandas(pd.DataFrame(dict(refs)), data_definition=definition),
     )
     return snapshot.get_html_str(as_iframe=False)
 

@@ -1,7 +1,32 @@
-"""The store's schema: DuckDB DDL, the Arrow schemas rows are written through, dead letters.
+"""The store's current schema: the Arrow schemas rows are written through, and dead letters.
 
-Bump :data:`SCHEMA_VERSION` with every change to the DDL; :class:`monitor.store.Store`
-refuses a file written by a newer version.
+The DuckDB DDL lives in :mod:`monitor.migrations` as a list of versioned steps
+(frozen history: a step, once released, never changes); :data:`SCHEMA_VERSION` is
+the version the last step produces. :class:`monitor.store.Store` migrates an older
+file when it opens it and refuses a file written by a newer release.
+
+Tables (version 2)
+------------------
+``events``
+    One row per scored request (no pooled state). Duplicate ``event_id`` values
+    are rejected at write time (see :mod:`monitor.writes`), not by an index.
+``states``
+    Pooled hidden states, one row per event that carried one: ``event_id``, the
+    event's ``ts``, ``dim`` and ``state``, a ``BLOB`` of ``dim`` little-endian
+    IEEE 754 half-precision values (:func:`collectors.events.pack_state`).
+``labels``
+    Delayed ground truth, primary key ``event_id`` (first label wins); kept even
+    when its event has not arrived yet, joined by the ``labelled_events`` view.
+``dead_letters``
+    Messages that did not decode: raw bytes, error, Kafka coordinates, time.
+``offsets``
+    Next offset to consume per (topic, partition), written in the same
+    transaction as the rows, and the topic's id when the broker reports one.
+``detector_runs``, ``alerts``, ``probes``, ``archive_runs``, ``schema_version``.
+
+Views ``all_events`` and ``all_states`` read the live table UNION ALL its Parquet
+archive (:mod:`monitor.retention`); ``labelled_events`` joins ``labels`` to
+``all_events`` on ``event_id``.
 """
 
 from __future__ import annotations
@@ -10,44 +35,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from collectors.events import LabelEvent, ScoredEvent
-
-SCHEMA_VERSION = 1
-
-VERSION_DDL = """
-CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, applied_at DOUBLE NOT NULL)
-"""
-DDL = """
-CREATE TABLE IF NOT EXISTS events (
-    event_id VARCHAR PRIMARY KEY, ts DOUBLE NOT NULL, model_id VARCHAR NOT NULL,
-    probe_version VARCHAR NOT NULL, layer INTEGER NOT NULL, pooling VARCHAR NOT NULL,
-    raw_logit DOUBLE NOT NULL, confidence DOUBLE NOT NULL, decision VARCHAR NOT NULL,
-    answer VARCHAR NOT NULL, tag VARCHAR NOT NULL, state FLOAT[], schema_version INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS labels (
-    event_id VARCHAR PRIMARY KEY, correct BOOLEAN NOT NULL, ts DOUBLE NOT NULL,
-    source VARCHAR NOT NULL);
-CREATE TABLE IF NOT EXISTS dead_letters (
-    raw BLOB, error VARCHAR NOT NULL, topic VARCHAR NOT NULL, "partition" INTEGER NOT NULL,
-    "offset" BIGINT NOT NULL, ts DOUBLE NOT NULL, PRIMARY KEY (topic, "partition", "offset"));
-CREATE TABLE IF NOT EXISTS offsets (
-    topic VARCHAR NOT NULL, "partition" INTEGER NOT NULL, next_offset BIGINT NOT NULL,
-    PRIMARY KEY (topic, "partition"));
-CREATE SEQUENCE IF NOT EXISTS detector_runs_id;
-CREATE TABLE IF NOT EXISTS detector_runs (
-    id BIGINT PRIMARY KEY DEFAULT nextval('detector_runs_id'), ts DOUBLE NOT NULL,
-    detector VARCHAR NOT NULL, subject VARCHAR NOT NULL, window_start DOUBLE, window_end DOUBLE,
-    statistic DOUBLE, threshold DOUBLE, is_drift BOOLEAN NOT NULL, n_reference BIGINT,
-    n_current BIGINT, details JSON);
-CREATE SEQUENCE IF NOT EXISTS alerts_id;
-CREATE TABLE IF NOT EXISTS alerts (
-    id BIGINT PRIMARY KEY DEFAULT nextval('alerts_id'), ts DOUBLE NOT NULL, kind VARCHAR NOT NULL,
-    detector VARCHAR NOT NULL, subject VARCHAR NOT NULL, severity VARCHAR NOT NULL,
-    message VARCHAR NOT NULL, statistic DOUBLE, threshold DOUBLE);
-CREATE INDEX IF NOT EXISTS events_ts ON events (ts);
-CREATE OR REPLACE VIEW labelled_events AS
-    SELECT e.*, l.correct, l.ts AS label_ts, l.source AS label_source
-    FROM labels AS l JOIN events AS e USING (event_id);
-"""
+SCHEMA_VERSION = 2
 
 EVENT_SCHEMA = pa.schema(
     [
@@ -62,8 +50,15 @@ EVENT_SCHEMA = pa.schema(
         ("decision", pa.string()),
         ("answer", pa.string()),
         ("tag", pa.string()),
-        ("state", pa.list_(pa.float32())),
         ("schema_version", pa.int32()),
+    ]
+)
+STATE_SCHEMA = pa.schema(
+    [
+        ("event_id", pa.string()),
+        ("ts", pa.float64()),
+        ("dim", pa.int32()),
+        ("state", pa.binary()),
     ]
 )
 LABEL_SCHEMA = pa.schema(
@@ -82,11 +77,20 @@ DEAD_SCHEMA = pa.schema(
         ("partition", pa.int32()),
         ("offset", pa.int64()),
         ("ts", pa.float64()),
+        ("topic_id", pa.string()),
     ]
 )
 OFFSET_SCHEMA = pa.schema(
-    [("topic", pa.string()), ("partition", pa.int32()), ("next_offset", pa.int64())]
+    [
+        ("topic", pa.string()),
+        ("partition", pa.int32()),
+        ("next_offset", pa.int64()),
+        ("topic_id", pa.string()),
+    ]
 )
+
+#: Tables whose old rows :mod:`monitor.retention` moves to Parquet, with their columns.
+ARCHIVED = {"events": EVENT_SCHEMA.names, "states": STATE_SCHEMA.names}
 
 
 @dataclass(frozen=True)
@@ -103,6 +107,9 @@ class DeadLetter:
         Its Kafka coordinates.
     ts : float
         When it was rejected, seconds since the Unix epoch.
+    topic_id : str
+        The topic's id on the broker (``""`` when unknown). Part of the key, so a
+        recreated topic whose offsets start again at 0 does not collide.
     """
 
     raw: bytes
@@ -111,10 +118,4 @@ class DeadLetter:
     partition: int
     offset: int
     ts: float
-
-
-ROWS = {
-    "events": (ScoredEvent, EVENT_SCHEMA),
-    "labels": (LabelEvent, LABEL_SCHEMA),
-    "dead_letters": (DeadLetter, DEAD_SCHEMA),
-}
+    topic_id: str = ""

@@ -1,63 +1,39 @@
-"""DuckDB store: events, labels, dead letters, consumer offsets, detector runs, alerts.
+"""DuckDB store: events, states, labels, dead letters, offsets, detector runs, alerts, probes.
 
 One DuckDB file, opened by one process (DuckDB allows a single writer). All
 access goes through one connection guarded by a lock, so the ingest thread and
 the scheduler can share a :class:`Store`. Timestamps are seconds since the Unix
-epoch (``DOUBLE``), as in :mod:`collectors.events`.
+epoch (``DOUBLE``), as in :mod:`collectors.events`. The schema and its versions
+are in :mod:`monitor.schema` and :mod:`monitor.migrations`; an older file is
+migrated when opened.
 
-Exactly-once ingest: :meth:`Store.write_batch` writes rows and the next Kafka
-offsets in one transaction, and ignores events whose ``event_id`` is already
-stored, so a replayed message never doubles a row.
+Exactly-once ingest: :meth:`Store.write_arrow` (and :meth:`Store.write_batch`,
+its row-object form) writes rows and the next Kafka offsets in one transaction
+and ignores events whose ``event_id`` is already stored (:mod:`monitor.writes`),
+so a replayed message never doubles a row. Old rows move to a Parquet archive
+(:meth:`Store.archive`); every read below covers live and archived rows.
 """
 
 from __future__ import annotations
 
-import json
-import math
+import logging
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 
 from collectors.events import LabelEvent, ScoredEvent
-from monitor.schema import (  # noqa: F401 - DeadLetter is part of the store's API
-    DDL,
-    DEAD_SCHEMA,
-    EVENT_SCHEMA,
-    LABEL_SCHEMA,
-    OFFSET_SCHEMA,
-    ROWS,
-    SCHEMA_VERSION,
-    VERSION_DDL,
-    DeadLetter,
-)
+from monitor import reads, records, retention, writes
+from monitor.migrations import StoreError, migrate
+from monitor.schema import SCHEMA_VERSION, DeadLetter
+
+__all__ = ["SCHEMA_VERSION", "DeadLetter", "Store", "StoreError"]
+
+log = logging.getLogger(__name__)
 
 
-class StoreError(RuntimeError):
-    """The store file cannot be opened or has a schema this build does not read."""
-
-
-def _columns(rows: list[Any], names: list[str]) -> dict[str, list[Any]]:
-    return {n: [getattr(r, n) for r in rows] for n in names}
-
-
-def _window(column: str, start: float | None, end: float | None) -> tuple[str, list[Any]]:
-    clauses, params = [], []
-    if start is not None:
-        clauses.append(f"{column} >= ?")
-        params.append(float(start))
-    if end is not None:
-        clauses.append(f"{column} < ?")
-        params.append(float(end))
-    if start is not None and end is not None and start > end:
-        raise ValueError(f"window start {start} is after end {end}")
-    return (" AND ".join(clauses) or "TRUE"), params
-
-
-class Store:
+class Store(reads.ReadsMixin, records.RecordsMixin):
     """The monitor's DuckDB database.
 
     Parameters
@@ -65,60 +41,144 @@ class Store:
     path : str or Path
         DuckDB file; its parent directory is created. ``":memory:"`` for a
         throw-away store.
+    archive_dir : str or Path, optional
+        Parquet archive of old rows (:mod:`monitor.retention`). Recorded in the
+        file, so a later open without it finds the same archive. Default: the
+        recorded one, else ``<path's directory>/archive``; none for ``":memory:"``.
+    read_only : bool
+        Open without writing (no migration): for inspecting a file that no
+        process holds open for writing.
 
     Raises
     ------
     StoreError
-        The file cannot be opened (for instance, another process holds it) or
-        was written by a newer schema version.
+        The file cannot be opened (for instance, another process holds it),
+        was written by a newer schema version, or needs a migration while
+        ``read_only``.
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(
+        self, path: str | Path, archive_dir: str | Path | None = None, read_only: bool = False
+    ) -> None:
         import duckdb
 
-        self.path = path if str(path) == ":memory:" else Path(path)
-        if isinstance(self.path, Path):
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+        memory = str(path) == ":memory:"
+        self.path: str | Path = ":memory:" if memory else Path(path)
+        self.archive_dir = None if archive_dir is None else Path(archive_dir).resolve()
+        if not memory and not read_only:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._con = duckdb.connect(str(self.path))
+            self._con = duckdb.connect(str(self.path), read_only=read_only)
         except duckdb.Error as exc:
             raise StoreError(f"cannot open store {self.path}: {exc}") from exc
         self._lock = threading.RLock()
-        with self._lock:
-            self._con.execute(VERSION_DDL)
-            version = self._con.execute("SELECT max(version) FROM schema_version").fetchone()[0]
-            if version is not None and version > SCHEMA_VERSION:
-                self._con.close()
-                raise StoreError(
-                    f"store {self.path} has schema version {version}, "
-                    f"this build reads up to {SCHEMA_VERSION}"
-                )
-            self._con.execute(DDL)
-            if version is None:
-                self._con.execute(
-                    "INSERT INTO schema_version VALUES (?, ?)", [SCHEMA_VERSION, time.time()]
-                )
+        self.read_only = read_only
+        try:
+            if read_only:
+                try:
+                    version = self._con.execute("SELECT max(version) FROM schema_version")
+                    version = version.fetchone()
+                except duckdb.Error as exc:
+                    raise StoreError(f"{self.path} is not a vlm-monitor store: {exc}") from exc
+                if version[0] != SCHEMA_VERSION:
+                    raise StoreError(
+                        f"store {self.path} has schema version {version[0]}, this build "
+                        f"reads {SCHEMA_VERSION}; open it once read-write to migrate it"
+                    )
+            else:
+                migrate(self._con, self.path)
+            self._settle_archive_dir(memory)
+            if not read_only:
+                retention.recover(self._con, self.archive_dir)
+                retention.create_views(self._con, self.archive_dir)
+            self._mark = retention.watermark(self._con)
+        except BaseException:
+            self._con.close()
+            raise
+
+    @classmethod
+    def from_config(cls, store: Any, read_only: bool = False) -> Store:
+        """Open the store of a ``StoreConfig`` (its ``path`` and ``archive_dir``)."""
+        return cls(store.path, archive_dir=store.archive_dir, read_only=read_only)
+
+    def _settle_archive_dir(self, memory: bool) -> None:
+        """Use the archive directory recorded in the file unless one is given; record it."""
+        row = self._con.execute("SELECT value FROM settings WHERE key = 'archive_dir'").fetchone()
+        if self.archive_dir is None:
+            if row is not None:
+                self.archive_dir = Path(row[0])
+            elif not memory:
+                self.archive_dir = Path(self.path).resolve().parent / "archive"
+        if (
+            self.archive_dir is not None
+            and not self.read_only
+            and (row is None or row[0] != str(self.archive_dir))
+        ):
+            if row is not None:
+                log.warning("store %s: archive directory changed from %s to %s",
+                            self.path, row[0], self.archive_dir)  # fmt: skip
+            self._con.execute(
+                "INSERT OR REPLACE INTO settings VALUES ('archive_dir', ?)", [str(self.archive_dir)]
+            )
 
     # -- ingest ---------------------------------------------------------------
+    def write_arrow(
+        self,
+        events: pa.Table | None = None,
+        states: pa.Table | None = None,
+        labels: pa.Table | None = None,
+        dead_letters: pa.Table | None = None,
+        offsets: dict[tuple[str, int], int] | None = None,
+        topic_ids: dict[str, str | None] | None = None,
+    ) -> dict[str, int]:
+        """Write Arrow tables and next offsets in one transaction; idempotent on ``event_id``.
+
+        Parameters
+        ----------
+        events, states, labels, dead_letters : pyarrow.Table, optional
+            Tables with the schemas of :mod:`monitor.schema` (``EVENT_SCHEMA``,
+            ``STATE_SCHEMA``, ``LABEL_SCHEMA``, ``DEAD_SCHEMA``).
+        offsets : dict of (topic, partition) -> int, optional
+            Next offset to consume for each partition (upserted).
+        topic_ids : dict of topic -> str, optional
+            The broker's id of each topic, stored with its offsets.
+
+        Returns
+        -------
+        dict of str -> int
+            Rows inserted: ``events``, ``states``, ``labels``, ``dead_letters``.
+
+        Raises
+        ------
+        duckdb.Error
+            The write failed; nothing was stored.
+        """
+        offsets_table = writes.offsets_to_arrow(offsets, topic_ids)
+        with self._lock:
+            return writes.write_tables(
+                self._con,
+                events,
+                states,
+                labels,
+                dead_letters,
+                offsets_table,
+                self.archive_dir,
+                self._mark,
+            )
+
     def write_batch(
         self,
         events: list[ScoredEvent] = (),  # type: ignore[assignment]
         labels: list[LabelEvent] = (),  # type: ignore[assignment]
         dead_letters: list[DeadLetter] = (),  # type: ignore[assignment]
         offsets: dict[tuple[str, int], int] | None = None,
+        topic_ids: dict[str, str | None] | None = None,
     ) -> dict[str, int]:
-        """Write rows and next offsets in one transaction; idempotent on ``event_id``.
+        """Write row objects and next offsets in one transaction; idempotent on ``event_id``.
 
         Events or labels whose ``event_id`` is already stored (or repeated in the
         batch: the first wins) are ignored, as are dead letters already stored at
-        the same (topic, partition, offset). Offsets are upserted.
-
-        Parameters
-        ----------
-        events, labels, dead_letters : list
-            Rows to insert.
-        offsets : dict of (topic, partition) -> int, optional
-            Next offset to consume for each partition.
+        the same coordinates. An event's state goes to the ``states`` table.
 
         Returns
         -------
@@ -129,37 +189,19 @@ class Store:
         ------
         TypeError
             A row is not of the expected class. Nothing is written then.
+        ValueError
+            A state is empty or not finite. Nothing is written then.
         """
-        batches = {}
-        for table, rows in (("events", events), ("labels", labels), ("dead_letters", dead_letters)):
-            cls, schema = ROWS[table]
-            bad = next((r for r in rows if not isinstance(r, cls)), None)
-            if bad is not None:
-                raise TypeError(f"{table} must hold {cls.__name__}, got {type(bad).__name__}")
-            batches[table] = pa.Table.from_pydict(_columns(rows, schema.names), schema=schema)
-        items = sorted((offsets or {}).items())
-        batches["offsets"] = pa.Table.from_pylist(
-            [{"topic": t, "partition": p, "next_offset": o} for (t, p), o in items],
-            schema=OFFSET_SCHEMA,
+        event_table, state_table = writes.events_to_arrow(list(events))
+        inserted = self.write_arrow(
+            event_table,
+            state_table,
+            writes.labels_to_arrow(list(labels)),
+            writes.dead_to_arrow(list(dead_letters)),
+            offsets,
+            topic_ids,
         )
-        inserted = {"events": 0, "labels": 0, "dead_letters": 0, "offsets": 0}
-        with self._lock:
-            con = self._con
-            con.execute("BEGIN TRANSACTION")
-            try:
-                for table, arrow in batches.items():
-                    if arrow.num_rows:
-                        verb = "INSERT OR REPLACE" if table == "offsets" else "INSERT OR IGNORE"
-                        con.register("_batch", arrow)
-                        n = con.execute(f"{verb} INTO {table} SELECT * FROM _batch").fetchone()[0]
-                        con.unregister("_batch")
-                        inserted[table] = int(n)
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
-        del inserted["offsets"]
-        return inserted
+        return {k: inserted[k] for k in ("events", "labels", "dead_letters")}
 
     def stored_offsets(self) -> dict[tuple[str, int], int]:
         """Return the next offset to consume per (topic, partition)."""
@@ -169,165 +211,44 @@ class Store:
             ).fetchall()
         return {(t, int(p)): int(o) for t, p, o in rows}
 
+    def offset_rows(self) -> list[tuple[str, int, int, str | None]]:
+        """Return ``(topic, partition, next_offset, topic_id)`` rows (topic id None if unknown)."""
+        with self._lock:
+            rows = self._con.execute(
+                'SELECT topic, "partition", next_offset, topic_id FROM offsets '
+                'ORDER BY topic, "partition"'
+            ).fetchall()
+        return [(t, int(p), int(o), tid) for t, p, o, tid in rows]
+
     def clear_offsets(self, topic: str | None = None) -> None:
         """Forget stored offsets (all, or one topic's): ingest restarts from the beginning.
 
-        Needed after a memory-only broker restarts, since its offsets start again at 0.
-        Already stored events are not duplicated (``event_id`` is a primary key).
+        Already stored events are not duplicated (``event_id`` is checked on write).
         """
         where, params = ("topic = ?", [topic]) if topic is not None else ("TRUE", [])
         with self._lock:
             self._con.execute(f"DELETE FROM offsets WHERE {where}", params)
 
-    # -- reads ----------------------------------------------------------------
-    def confidences(
-        self, start: float | None = None, end: float | None = None, model_id: str | None = None
-    ) -> np.ndarray:
-        """Calibrated confidences of events with ``start <= ts < end``, in time order.
+    # -- retention ------------------------------------------------------------
+    def archive(self, days: float, now: float | None = None) -> retention.ArchiveResult:
+        """Move events and states older than ``days`` days (cut at UTC midnight) to Parquet.
 
-        Returns
-        -------
-        ndarray of shape (n_events,), float64
-            Probabilities in [0, 1].
+        Reads keep covering them through the ``all_events`` and ``all_states`` views.
 
         Raises
         ------
+        StoreError
+            The store has no ``archive_dir`` or is read-only.
         ValueError
-            ``start > end``.
+            ``days`` is negative.
         """
-        where, params = _window("ts", start, end)
-        if model_id is not None:
-            where += " AND model_id = ?"
-            params.append(model_id)
+        if self.archive_dir is None or self.read_only:
+            raise StoreError(f"store {self.path} has no archive directory or is read-only")
+        cutoff = retention.cutoff_for(days, now)
         with self._lock:
-            rows = self._con.execute(
-                f"SELECT confidence FROM events WHERE {where} ORDER BY ts, event_id", params
-            ).fetchnumpy()
-        return np.asarray(rows["confidence"], dtype=np.float64)
-
-    def labelled(
-        self, start: float | None = None, end: float | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Confidence and correctness of labelled events with ``start <= event ts < end``.
-
-        Returns
-        -------
-        confidence : ndarray of shape (n_labelled,), float64
-            Calibrated probabilities in [0, 1].
-        correct : ndarray of shape (n_labelled,), bool
-            Whether each answer was right.
-
-        Raises
-        ------
-        ValueError
-            ``start > end``.
-        """
-        where, params = _window("ts", start, end)
-        with self._lock:
-            cols = self._con.execute(
-                f"SELECT confidence, correct FROM labelled_events WHERE {where} "
-                "ORDER BY ts, event_id",
-                params,
-            ).fetchnumpy()
-        return (
-            np.asarray(cols["confidence"], dtype=np.float64),
-            np.asarray(cols["correct"], dtype=bool),
-        )
-
-    # -- detector runs and alerts ---------------------------------------------
-    def record_detector_run(
-        self,
-        detector: str,
-        subject: str,
-        statistic: float,
-        threshold: float,
-        is_drift: bool,
-        n_reference: int,
-        n_current: int,
-        window_start: float | None = None,
-        window_end: float | None = None,
-        details: dict[str, Any] | None = None,
-        ts: float | None = None,
-    ) -> int:
-        """Store one detector result; return its id.
-
-        ``details`` must be JSON-serialisable (NaN becomes ``null``), e.g.
-        ``{"p_value": 0.01, "bins": [...]}``.
-
-        Raises
-        ------
-        TypeError
-            ``details`` is not JSON-serialisable.
-        """
-        body = None if details is None else json.dumps(_json_safe(details), allow_nan=False)
-        with self._lock:
-            row = self._con.execute(
-                "INSERT INTO detector_runs (ts, detector, subject, window_start, window_end, "
-                "statistic, threshold, is_drift, n_reference, n_current, details) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-                [
-                    time.time() if ts is None else float(ts),
-                    detector,
-                    subject,
-                    window_start,
-                    window_end,
-                    _nan_to_none(statistic),
-                    _nan_to_none(threshold),
-                    bool(is_drift),
-                    int(n_reference),
-                    int(n_current),
-                    body,
-                ],
-            ).fetchone()
-        return int(row[0])
-
-    def record_alert(
-        self,
-        kind: str,
-        detector: str,
-        subject: str,
-        severity: str,
-        message: str,
-        statistic: float | None,
-        threshold: float | None,
-        ts: float | None = None,
-    ) -> int:
-        """Store one alert; return its id."""
-        with self._lock:
-            row = self._con.execute(
-                "INSERT INTO alerts (ts, kind, detector, subject, severity, message, statistic, "
-                "threshold) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-                [
-                    time.time() if ts is None else float(ts),
-                    kind,
-                    detector,
-                    subject,
-                    severity,
-                    message,
-                    _nan_to_none(statistic),
-                    _nan_to_none(threshold),
-                ],
-            ).fetchone()
-        return int(row[0])
-
-    def alerts(self, limit: int = 100) -> list[dict[str, Any]]:
-        """Most recent alerts first, at most ``limit``."""
-        if int(limit) < 0:
-            raise ValueError(f"limit must be >= 0, got {limit}")
-        with self._lock:
-            cur = self._con.execute(
-                "SELECT * FROM alerts ORDER BY ts DESC, id DESC LIMIT ?", [int(limit)]
-            )
-            names = [d[0] for d in cur.description]
-            return [dict(zip(names, row)) for row in cur.fetchall()]
-
-    def counts(self) -> dict[str, int]:
-        """Row counts of ``events``, ``labels``, ``dead_letters`` and ``alerts``."""
-        with self._lock:
-            return {
-                t: int(self._con.execute(f"SELECT count(*) FROM {t}").fetchone()[0])
-                for t in ("events", "labels", "dead_letters", "alerts")
-            }
+            result = retention.archive(self._con, self.archive_dir, cutoff, now)
+            self._mark = max(self._mark, retention.watermark(self._con))
+        return result
 
     def execute(self, sql: str, params: list[Any] | None = None) -> list[tuple]:
         """Run one SQL statement under the store's lock and return all rows."""
@@ -348,21 +269,3 @@ class Store:
 
     def __repr__(self) -> str:
         return f"Store({str(self.path)!r})"
-
-
-def _nan_to_none(x: float | None) -> float | None:
-    return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
-
-
-def _json_safe(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _json_safe(obj.tolist())
-    if isinstance(obj, np.generic):
-        return _json_safe(obj.item())
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj

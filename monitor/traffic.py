@@ -87,12 +87,14 @@ def run_window(
         answers = answer_batch(model, processor, batch, batch_size=batch_size)
         batch_events = collector.emit(collector.collect(), answers, tags=name)
         for event, answer, sample in zip(batch_events, answers, batch):
+            if event is None:  # unscored (a collector hook failed): no event to label
+                continue
             ok = answer == sample.answer
             emit_label(
                 LabelEvent(event_id=event.event_id, correct=ok, ts=time.time(), source="generator")
             )
             correct.append(ok)
-        events += batch_events
+            events.append(event)
         if progress is not None:
             progress(len(batch))
     end = time.time()

@@ -2,3 +2,10 @@
 
 Add a module here (one area each: ingest, alerts, report, retrain, ...) and import it below.
 """
+
+from monitor.commands import (
+    alerts,  # noqa: F401, E402 - vlm-monitor alerts
+    ingest,  # noqa: F401, E402 - vlm-monitor ingest, status, archive
+    report,  # noqa: F401, E402 - vlm-monitor report --week
+    run,  # noqa: F401, E402 - vlm-monitor run (the daemon)
+)

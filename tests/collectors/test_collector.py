@@ -1,8 +1,10 @@
+import math
+
 import numpy as np
 import pytest
 import torch
 
-from collectors.collector import ReliabilityCollector, pool_hidden
+from collectors.collector import POOLINGS, ReliabilityCollector, pool_hidden
 from collectors.gate import RoutingGate
 from collectors.layers import LayerResolutionError, find_decoder_layers
 from collectors.probe import LinearProbe
@@ -59,7 +61,7 @@ def test_pooled_state_equals_output_hidden_states(tiny_llava):
 
 
 @pytest.mark.parametrize("side", ["left", "right"])
-@pytest.mark.parametrize("pooling", ["last_prompt_token", "mean_prompt_tokens"])
+@pytest.mark.parametrize("pooling", POOLINGS)
 def test_padded_batch_pools_each_row_as_alone(tiny_llava, side, pooling):
     torch.manual_seed(2)
     rows = [prompt_ids([3, 4, 5, 6, 7, 8]), prompt_ids([9, 10]), prompt_ids([11, 12, 13])]
@@ -109,14 +111,24 @@ def test_no_hook_left_behind(tiny_llava):
 
 
 def test_hook_error_never_reaches_the_model(tiny_llava):
-    wrong = LinearProbe(weight=np.ones(7), bias=0.0, layer=LAYER)  # hidden_dim mismatch
-    with ReliabilityCollector(tiny_llava, wrong) as col, torch.no_grad():
-        out = tiny_llava(
+    sent = []
+    emitter = type("E", (), {"emit": lambda self, e, topic=None: sent.append(e)})()
+    probe = _probe(pooling="mean_image_tokens")
+    with ReliabilityCollector(tiny_llava, probe, emitter=emitter) as col, torch.no_grad():
+        embeds = tiny_llava.get_input_embeddings()(torch.tensor([[3, 4, 5], [6, 7, 8]]))
+        out = tiny_llava(inputs_embeds=embeds)  # no input_ids: image tokens cannot be found
+        assert out.logits.shape[0] == 2
+        assert col.hook_errors == 1
+        scores = col.collect()
+        # rows stay aligned with the caller's answers; unscored rows fall back, emit nothing
+        assert [s.scored for s in scores] == [False, False]
+        assert all(math.isnan(s.confidence) and s.decision == "fallback" for s in scores)
+        assert col.emit(scores, ["yes", "no"]) == [None, None] and sent == []
+        tiny_llava(
             input_ids=torch.tensor([prompt_ids([3])]), pixel_values=torch.randn(1, 3, 32, 32)
         )
-        assert out.logits.shape[0] == 1
-        assert col.hook_errors == 1
-        assert col.collect() == []
+        (ok,) = col.collect()  # the next request is scored again
+        assert ok.scored and 0 < ok.confidence < 1
 
 
 def test_emit_builds_events_with_decisions(tiny_llava):

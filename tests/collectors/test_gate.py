@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 
 from collectors.gate import FALLBACK, SELF_CONSISTENCY, SERVE, RoutingGate
@@ -31,3 +32,36 @@ def test_bad_bounds_rejected():
         RoutingGate(0.5, (0.8, 0.2))
     with pytest.raises(ValueError, match="confidence_threshold"):
         RoutingGate(1.5)
+
+
+@pytest.mark.parametrize(
+    ("threshold", "bounds"), [(0.72, (0.65, 0.80)), (0.9, (0.3, 0.5)), (0.5, (0.5, 0.5))]
+)
+def test_decisions_follow_the_configured_bounds(threshold, bounds):
+    from monitor.config import parse_config
+
+    cfg = parse_config(
+        {
+            "reliability_monitor": {
+                "routing": {"confidence_threshold": threshold, "gray_zone_bounds": list(bounds)}
+            }
+        }
+    )
+    gate = RoutingGate.from_config(cfg.reliability_monitor.routing)
+    grid = np.linspace(0, 1, 201)
+    decisions = gate.decide_many(grid)
+    lo, hi = bounds
+    for p, d in zip(grid, decisions):
+        if lo <= p <= hi:
+            assert d == SELF_CONSISTENCY
+        else:
+            assert d == (SERVE if p >= threshold else FALLBACK)
+    assert gate.decide(float("nan")) == FALLBACK  # an unscored request is never served
+
+
+def test_resolve_after_self_consistency():
+    gate = RoutingGate()
+    assert gate.resolve(SELF_CONSISTENCY, 0.8, threshold=0.6) == SERVE
+    assert gate.resolve(SELF_CONSISTENCY, 0.4, threshold=0.6) == FALLBACK
+    assert gate.resolve(SERVE, 0.0, threshold=0.6) == SERVE
+    assert gate.resolve(SELF_CONSISTENCY, None, threshold=0.6) == SELF_CONSISTENCY

@@ -11,6 +11,7 @@ import dataclasses
 import importlib
 import inspect
 import json
+import math
 import pkgutil
 from collections.abc import Callable
 from typing import Any
@@ -21,7 +22,13 @@ import pytest
 import detectors
 from detectors.base import Detector, DetectorResult, NotFittedError
 from detectors.calibration import CalibrationError
+from detectors.domain_classifier import DomainClassifierAUROC
+from detectors.js import JensenShannonDistance
 from detectors.kl import KLDivergence
+from detectors.ks import KolmogorovSmirnov
+from detectors.label_free import EstimatedAccuracyDrop
+from detectors.mmd import MaximumMeanDiscrepancy
+from detectors.psi import PopulationStabilityIndex
 
 Args = tuple[Any, ...]
 
@@ -40,10 +47,25 @@ def _calibration_case(rng: np.random.Generator) -> tuple[Args, Args, Args]:
     )
 
 
+def _states_case(rng: np.random.Generator) -> tuple[Args, Args, Args]:
+    ref = rng.normal(size=(400, 48))
+    return (ref,), (rng.normal(size=(300, 48)) + 0.4,), (rng.normal(size=(10, 48)),)
+
+
+def _accuracy_case(rng: np.random.Generator) -> tuple[Args, Args, Args]:
+    return (rng.beta(8, 2, 1000),), (rng.beta(4, 3, 500),), (rng.beta(8, 2, 10),)
+
+
 # class -> rng -> (fit args, drifted current args, too-small current args)
 CASES: dict[type[Detector], Callable[[np.random.Generator], tuple[Args, Args, Args]]] = {
     KLDivergence: _kl_case,
+    PopulationStabilityIndex: _kl_case,
+    JensenShannonDistance: _kl_case,
+    KolmogorovSmirnov: _kl_case,
     CalibrationError: _calibration_case,
+    MaximumMeanDiscrepancy: _states_case,
+    DomainClassifierAUROC: _states_case,
+    EstimatedAccuracyDrop: _accuracy_case,
 }
 
 
@@ -101,10 +123,17 @@ def test_result_fields(case):
     assert isinstance(r, DetectorResult)
     assert r.detector == cls.name
     assert isinstance(r.statistic, float) and r.statistic >= 0.0
-    assert r.threshold == det.threshold
     assert r.is_drift is True and r.is_drift == (r.statistic > r.threshold)
     assert r.p_value is None or 0.0 <= r.p_value <= 1.0
+    if hasattr(det, "alpha"):  # a test: the threshold is the critical value at alpha
+        assert r.p_value is not None and (r.p_value < det.alpha) == r.is_drift
+        assert r.details["alpha"] == det.alpha
+        null = det.score(*CASES[cls](np.random.default_rng(7))[0])  # a fresh reference draw
+        assert (null.p_value < det.alpha) == null.is_drift == (null.statistic > null.threshold)
+    else:
+        assert r.threshold == det.threshold
     assert r.n_reference == det.n_reference_ and r.n_current == len(drift_args[0])
+    assert math.isfinite(r.threshold)
     assert (r.window_start, r.window_end) == (1000.0, 2000.0)
     assert r.insufficient_data is False
     assert "unit" in r.details

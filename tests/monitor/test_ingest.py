@@ -132,12 +132,11 @@ def test_malformed_messages_become_dead_letters(broker, topic_prefix, tmp_store,
     assert tmp_store.stored_offsets() == {(kafka.topics.events, 0): next_offset}
 
 
-def test_failed_write_rewinds_so_nothing_is_skipped(broker, topic_prefix, tmp_path, make_event):
+def test_failed_write_rewinds_so_nothing_is_skipped(broker, topic_prefix, tmp_store, make_event):
     kafka = _kafka(broker, topic_prefix)
     _emit(kafka, [make_event(i) for i in range(30)], [])
-    path = tmp_path / "m.duckdb"
-    store = Store(path)
-    store.execute("DROP TABLE events")
+    store = tmp_store
+    store.execute("ALTER TABLE events RENAME TO events_kept")
     store.execute("CREATE TABLE events AS SELECT 1 AS x")  # every event write now fails
     ingester = Ingester(kafka, store, batch_size=10)
     with pytest.raises(duckdb.Error):
@@ -145,13 +144,32 @@ def test_failed_write_rewinds_so_nothing_is_skipped(broker, topic_prefix, tmp_pa
             ingester.poll_once(timeout_s=0.2)
     assert store.stored_offsets() == {}
     store.execute("DROP TABLE events")
-    store.close()
-    with Store(path) as reopened:  # recreates the events table
-        ingester.store = reopened
-        stats = ingester.run_until_idle(idle_s=0.5, max_s=30)
-        assert (stats.n_messages, stats.n_events) == (30, 30)  # the failed batch is read again
-        assert reopened.counts()["events"] == 30
+    store.execute("ALTER TABLE events_kept RENAME TO events")
+    stats = ingester.run_until_idle(idle_s=0.5, max_s=30)
+    assert (stats.n_messages, stats.n_events) == (30, 30)  # the failed batch is read again
+    assert store.counts()["events"] == 30
     ingester.close()
+
+
+def test_failed_pipelined_write_rewinds_every_unwritten_batch(
+    broker, topic_prefix, tmp_store, make_event
+):
+    kafka = _kafka(broker, topic_prefix)
+    ensure_topics(kafka.client_kwargs(), [kafka.topics.events], partitions=2)
+    _emit(kafka, [make_event(i) for i in range(400)], [])
+    store = tmp_store
+    store.execute("ALTER TABLE events RENAME TO events_kept")
+    store.execute("CREATE TABLE events AS SELECT 1 AS x")
+    with Ingester(kafka, store, batch_size=50) as ingester:
+        assert ingester.pipelined
+        with pytest.raises(duckdb.Error):  # batch k fails while batch k + 1 was decoded
+            ingester.run_until_idle(idle_s=2.0, max_s=30)
+        assert store.stored_offsets() == {}
+        store.execute("DROP TABLE events")
+        store.execute("ALTER TABLE events_kept RENAME TO events")
+        stats = ingester.run_until_idle(idle_s=0.5, max_s=30)
+    assert (stats.n_messages, stats.n_events) == (400, 400)
+    assert store.counts()["events"] == 400
 
 
 def test_run_stops_on_event_and_survives_no_broker(tmp_store, topic_prefix):

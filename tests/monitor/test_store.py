@@ -52,9 +52,16 @@ def test_write_batch_round_trip(tmp_store, make_event, make_label):
         e.decision,
         e.answer,
         e.tag,
-        state,
-        1,
+        e.schema_version,
     )
+    # the state is a fp16 BLOB in its own table (these values are exact in fp16)
+    assert tmp_store.execute("SELECT event_id, ts, dim, state FROM states") == [
+        (e.event_id, e.ts, 3, np.array(state, "<f2").tobytes())
+    ]
+    ids, states, correct = tmp_store.states()
+    assert list(ids) == ["ev-000000"] and states.dtype == np.float32
+    np.testing.assert_array_equal(states, [state])
+    assert correct.tolist() == [float(labels[0].correct)]
     assert tmp_store.execute('SELECT raw, error, topic, partition, "offset" FROM dead_letters') == [
         (b"\x00bad", "not UTF-8 JSON", "ev", 0, 7)
     ]
@@ -63,6 +70,26 @@ def test_write_batch_round_trip(tmp_store, make_event, make_label):
         "SELECT event_id, correct, confidence FROM labelled_events ORDER BY event_id"
     )
     assert labelled == [(f"ev-{i:06d}", labels[i].correct, events[i].confidence) for i in range(3)]
+
+
+def test_states_are_fp16_and_select_by_model_and_label(tmp_store, make_event, make_label):
+    rng = np.random.default_rng(0)
+    wide = rng.normal(size=(4, 512)).astype(np.float32) * 10
+    events = [make_event(i, state=wide[i].tolist(), model_id="a") for i in range(4)]
+    events += [make_event(10 + i, state=[1.0, 2.0], model_id="b") for i in range(2)]
+    tmp_store.write_batch(events + [make_event(4, state=wide[0].tolist())], [make_label(1)])
+    ids, states, correct = tmp_store.states(model_id="a")
+    assert states.shape == (4, 512) and list(ids) == [f"ev-{i:06d}" for i in range(4)]
+    np.testing.assert_allclose(states, wide, rtol=4.9e-4)  # fp16: 11 significant bits
+    assert np.isnan(correct[[0, 2, 3]]).all() and correct[1] == float(make_label(1).correct)
+    ids, states, _ = tmp_store.states(model_id="a", labelled_only=True)
+    assert list(ids) == ["ev-000001"]
+    with pytest.raises(ValueError, match=r"several dimensions \[2, 512\]; pass model_id"):
+        tmp_store.states()
+    assert tmp_store.states(start=0, end=1)[1].shape == (0, 0)
+    # a state whose event is a duplicate is not stored again
+    tmp_store.write_batch([make_event(0, state=[9.0, 9.0])])
+    assert tmp_store.execute("SELECT count(*) FROM states")[0][0] == 7
 
 
 def test_write_batch_is_idempotent_on_event_id(tmp_store, make_event, make_label):
@@ -165,12 +192,43 @@ def test_detector_runs_and_alerts(tmp_store):
 def test_reopen_keeps_data_and_refuses_newer_schema(tmp_path, make_event):
     path = tmp_path / "m.duckdb"
     with Store(path) as store:
-        store.write_batch([make_event(1)], offsets={("t", 0): 1})
+        store.write_batch([make_event(1)], offsets={("t", 0): 1}, topic_ids={"t": "id-1"})
     with Store(path) as store:
         assert store.counts()["events"] == 1
         assert store.stored_offsets() == {("t", 0): 1}
+        assert store.offset_rows() == [("t", 0, 1, "id-1")]
         store.clear_offsets("t")
         assert store.stored_offsets() == {}
         store.execute("INSERT INTO schema_version VALUES (?, 0)", [SCHEMA_VERSION + 1])
-    with pytest.raises(StoreError, match="schema version 2"):
+    with pytest.raises(StoreError, match=f"schema version {SCHEMA_VERSION + 1}"):
         Store(path)
+
+
+def test_read_only_open_reads_and_refuses_writes(tmp_path, make_event):
+    path = tmp_path / "m.duckdb"
+    with Store(path) as store:
+        store.write_batch([make_event(1)])
+    with Store(path, read_only=True) as store:
+        assert store.counts()["events"] == 1
+        with pytest.raises(duckdb.Error):
+            store.write_batch([make_event(2)])
+        with pytest.raises(StoreError, match="read-only"):
+            store.archive(days=1)
+    with pytest.raises(StoreError, match="cannot open store"):
+        Store(tmp_path / "missing.duckdb", read_only=True)
+
+
+def test_probes_and_dead_letter_counts(tmp_store):
+    tmp_store.record_probe("v1", "m", 3, "last_prompt_token", 128, "/p/v1.json", ts=1.0)
+    tmp_store.record_probe(
+        "v2", "m", 3, "last_prompt_token", 128, "/p/v2.json", "champion", {"auroc": 0.9}, ts=2.0
+    )
+    tmp_store.record_probe("v1", "m", 3, "last_prompt_token", 128, "/p/v1.json", "retired", ts=1.0)
+    assert [(p["version"], p["status"], p["metrics"]) for p in tmp_store.probes()] == [
+        ("v2", "champion", {"auroc": 0.9}),
+        ("v1", "retired", None),
+    ]
+    dead = [DeadLetter(b"x", f"not UTF-8 JSON: detail {i}", "t", 0, i, 1.0) for i in range(3)]
+    dead.append(DeadLetter(b"y", "unknown kind 'metric'", "t", 0, 9, 1.0))
+    tmp_store.write_batch(dead_letters=dead)
+    assert tmp_store.dead_letter_counts() == [("not UTF-8 JSON", 3), ("unknown kind 'metric'", 1)]

@@ -1,0 +1,124 @@
+"""Fault run: SIGKILL ``vlm-monitor ingest`` mid-batch 20 times, then check exactly-once.
+
+An embedded Tansu broker gets waves of events (3 partitions, labels on their own
+topic, 3 % of the events sent twice as a retrying producer would). For each wave
+``vlm-monitor ingest`` starts as a child process, stores batches, and is killed
+with SIGKILL at a random moment after its first stored batch. A last run ingests
+the rest and exits when idle. Checked at the end: the row count equals the number
+of distinct events produced, no event id appears twice, every label is stored.
+
+Usage::
+
+    python bench/faults.py              # 20 kills, waves of 3,000 events
+    python bench/faults.py --kills 5    # shorter
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from collectors.events import LabelEvent, ScoredEvent, encode  # noqa: E402
+from monitor.broker import EmbeddedBroker, ensure_topics  # noqa: E402
+from monitor.store import Store  # noqa: E402
+
+
+def event(i: int) -> ScoredEvent:
+    return ScoredEvent(
+        event_id=f"ev-{i:08d}", ts=1_800_000_000.0 + i, model_id="m", probe_version="p1",
+        layer=3, pooling="last_prompt_token", raw_logit=0.0, confidence=(i % 97) / 96,
+        decision="serve", answer="yes", tag="t",
+    )  # fmt: skip
+
+
+def start(cfg: Path, log: Path) -> subprocess.Popen:
+    """Start ``vlm-monitor ingest``; return once it has stored its first batch."""
+    with open(log, "ab") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "monitor.cli", "ingest", "-c", str(cfg), "--no-live",
+             "--idle-exit", "2"],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=err, text=True,
+        )  # fmt: skip
+    for _ in range(2):  # "ingesting ...", then the first progress line
+        line = proc.stdout.readline()
+        if not line:
+            proc.kill()
+            proc.wait()
+            raise RuntimeError(f"ingest exited early; see {log}")
+    return proc
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--kills", type=int, default=20)
+    parser.add_argument("--wave", type=int, default=3000, help="events produced per kill")
+    parser.add_argument("--batch", type=int, default=50, help="messages per transaction")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    from kafka import KafkaProducer
+
+    rng = np.random.default_rng(args.seed)
+    t_start = time.monotonic()
+    with tempfile.TemporaryDirectory() as tmp, EmbeddedBroker(port=0) as broker:
+        tmp = Path(tmp)
+        topics = {"events": "faults-events", "labels": "faults-labels"}
+        ensure_topics({"bootstrap_servers": broker.bootstrap_servers}, [topics["events"]], 3)
+        ensure_topics({"bootstrap_servers": broker.bootstrap_servers}, [topics["labels"]], 1)
+        cfg = tmp / "config.yaml"
+        cfg.write_text(yaml.safe_dump({"reliability_monitor": {
+            "logging": {"level": "WARNING"},
+            "kafka": {"bootstrap_servers": broker.bootstrap_servers, "topics": topics},
+            "store": {"path": str(tmp / "m.duckdb"), "retention_days": 0,
+                      "ingest_batch_size": args.batch},
+        }}))  # fmt: skip
+        producer = KafkaProducer(bootstrap_servers=broker.bootstrap_servers, linger_ms=5)
+        produced, n_labels, counts, mid = 0, 0, [0], 0
+        for k in range(args.kills):
+            ids = range(produced, produced + args.wave)
+            resent = rng.choice(list(ids), args.wave * 3 // 100, replace=False)
+            for i in [*ids, *resent]:
+                producer.send(topics["events"], value=encode(event(int(i))))
+            for i in ids[::4]:
+                producer.send(topics["labels"], value=encode(LabelEvent(f"ev-{i:08d}", True, 1.0)))
+                n_labels += 1
+            producer.flush()
+            produced += args.wave
+            proc = start(cfg, tmp / "ingest.log")
+            time.sleep(float(rng.uniform(0.0, 0.4)))
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            with Store(tmp / "m.duckdb") as store:
+                n, distinct = store.execute(
+                    "SELECT count(*), count(DISTINCT event_id) FROM events"
+                )[0]
+            assert n == distinct, f"kill {k + 1}: {n} rows, {distinct} distinct ids"
+            mid += counts[-1] < n < produced
+            counts.append(n)
+            print(f"kill {k + 1:2d}: {n:,} of {produced:,} events stored, no duplicate id")
+        producer.close()
+        proc = start(cfg, tmp / "ingest.log")
+        proc.communicate(timeout=600)
+        with Store(tmp / "m.duckdb") as store:
+            n, distinct = store.execute("SELECT count(*), count(DISTINCT event_id) FROM events")[0]
+            labels = store.counts()["labels"]
+    ok = n == distinct == produced and labels == n_labels
+    verdict = "OK" if ok else "FAILED"
+    print(f"\n{args.kills} SIGKILLs ({mid} while a wave was half stored); after the last run: "
+          f"{n:,} rows, {distinct:,} distinct ids, {produced:,} produced; labels {labels:,} of "
+          f"{n_labels:,}: {verdict} in {time.monotonic() - t_start:.0f} s")  # fmt: skip
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,44 @@
+"""The collector's verdict on one request."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Score:
+    """The collector's verdict on one request.
+
+    Attributes
+    ----------
+    raw_logit : float
+        Probe logit before calibration (nats of log-odds); NaN when unscored.
+    confidence : float
+        Calibrated probability that the answer is correct; NaN when unscored.
+    decision : str
+        The gate's decision on ``confidence``: ``"serve"``, ``"fallback"`` or
+        ``"self_consistency"``.
+    state : ndarray of shape (hidden_dim,) or (k,), or None
+        The pooled hidden state (projected to ``k`` dimensions when the probe
+        carries a projection), when this request was sampled for capture.
+    scored : bool
+        False when a hook failed for this request's batch (the model ran normally).
+    route : str
+        Final route: ``decision``, or after self-consistency ``"serve"`` /
+        ``"fallback"``.
+    consistency : float or None
+        Majority share of the self-consistency samples, in [1/K, 1].
+    consensus : str or None
+        The majority canonical answer of those samples.
+    """
+
+    raw_logit: float
+    confidence: float
+    decision: str
+    state: np.ndarray | None = None
+    scored: bool = True
+    route: str = ""
+    consistency: float | None = None
+    consensus: str | None = None

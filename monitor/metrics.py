@@ -1,0 +1,172 @@
+"""Prometheus metrics of the daemon, served at ``/metrics`` (``prometheus_client``).
+
+Metric names follow Prometheus' conventions (base units, ``_total`` for counters):
+
+- ``vlm_monitor_ingest_messages_total``, ``vlm_monitor_ingest_events_total``,
+  ``vlm_monitor_ingest_labels_total``, ``vlm_monitor_ingest_dead_letters_total``;
+- ``vlm_monitor_ingest_rate_events_per_second``: events stored per second since
+  the previous ingest observation;
+- ``vlm_monitor_ingest_lag_seconds``: wall clock minus the event time of the
+  newest stored event (how far the store trails the traffic);
+- ``vlm_monitor_kl_divergence_nats``, ``vlm_monitor_ece``,
+  ``vlm_monitor_estimated_accuracy``, ``vlm_monitor_labelled_accuracy``: latest
+  values per ``model``, ``probe``, ``tag`` (and ``signal`` for KL);
+- ``vlm_monitor_detector_statistic``: latest statistic of every detector;
+- ``vlm_monitor_alerts_total{kind, severity}``, ``vlm_monitor_detector_errors_total``;
+- ``vlm_monitor_last_drift_run_timestamp_seconds``, ``vlm_monitor_drift_run_seconds``.
+
+Each :class:`MonitorMetrics` has its own registry, so tests and several daemons
+in one process never collide.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+
+_SUBJECT = ("model", "probe", "tag")
+
+
+class MonitorMetrics:
+    """The daemon's Prometheus metrics, updated by the ingest and drift jobs.
+
+    Parameters
+    ----------
+    registry : prometheus_client.CollectorRegistry, optional
+        Where to register; a new private registry by default.
+    """
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.messages = Counter("vlm_monitor_ingest_messages", "Kafka records consumed", registry=r)
+        self.events = Counter("vlm_monitor_ingest_events", "Scored events stored", registry=r)
+        self.labels = Counter("vlm_monitor_ingest_labels", "Labels stored", registry=r)
+        self.dead = Counter("vlm_monitor_ingest_dead_letters", "Dead letters stored", registry=r)
+        self.rate = Gauge(
+            "vlm_monitor_ingest_rate_events_per_second",
+            "Events stored per second since the previous observation",
+            registry=r,
+        )
+        self.lag = Gauge(
+            "vlm_monitor_ingest_lag_seconds",
+            "Wall clock minus the event time of the newest stored event",
+            registry=r,
+        )
+        self.kl = Gauge(
+            "vlm_monitor_kl_divergence_nats",
+            "Latest KL divergence of a score distribution from its reference",
+            [*_SUBJECT, "signal"],
+            registry=r,
+        )
+        self.ece = Gauge(
+            "vlm_monitor_ece", "Latest expected calibration error", _SUBJECT, registry=r
+        )
+        self.estimated_accuracy = Gauge(
+            "vlm_monitor_estimated_accuracy",
+            "Latest label-free accuracy estimate (mean calibrated confidence)",
+            _SUBJECT,
+            registry=r,
+        )
+        self.labelled_accuracy = Gauge(
+            "vlm_monitor_labelled_accuracy",
+            "Accuracy on the latest window's labelled events",
+            _SUBJECT,
+            registry=r,
+        )
+        self.statistic = Gauge(
+            "vlm_monitor_detector_statistic",
+            "Latest statistic of every detector",
+            ["detector", *_SUBJECT, "signal"],
+            registry=r,
+        )
+        self.alerts = Counter("vlm_monitor_alerts", "Alerts sent", ["kind", "severity"], registry=r)
+        self.errors = Counter(
+            "vlm_monitor_detector_errors", "Detector runs that raised", ["detector"], registry=r
+        )
+        self.last_run = Gauge(
+            "vlm_monitor_last_drift_run_timestamp_seconds",
+            "When the last drift run finished",
+            registry=r,
+        )
+        self.run_seconds = Gauge(
+            "vlm_monitor_drift_run_seconds", "Duration of the last drift run", registry=r
+        )
+        self._ingest_prev: tuple[float, dict[str, int]] | None = None
+        self._server: Any = None
+
+    def observe_ingest(
+        self, totals: Any, newest_event_ts: float | None, now: float | None = None
+    ) -> None:
+        """Update the ingest metrics from cumulative totals.
+
+        Parameters
+        ----------
+        totals : IngestStats-like
+            Cumulative ``n_messages``, ``n_events``, ``n_labels``, ``n_dead``.
+        newest_event_ts : float or None
+            Event time of the newest stored event (for the lag).
+        now : float, optional
+            Wall clock, epoch seconds.
+        """
+        now = time.time() if now is None else now
+        current = {
+            k: int(getattr(totals, k, 0)) for k in ("n_messages", "n_events", "n_labels", "n_dead")
+        }
+        prev_t, prev = self._ingest_prev or (now, dict.fromkeys(current, 0))
+        delta = {k: max(0, current[k] - prev.get(k, 0)) for k in current}
+        self.messages.inc(delta["n_messages"])
+        self.events.inc(delta["n_events"])
+        self.labels.inc(delta["n_labels"])
+        self.dead.inc(delta["n_dead"])
+        if now > prev_t:
+            self.rate.set(delta["n_events"] / (now - prev_t))
+        if newest_event_ts is not None:
+            self.lag.set(max(0.0, now - float(newest_event_ts)))
+        self._ingest_prev = (now, current)
+
+    def observe_run(self, run: Any) -> None:
+        """Update detector gauges and alert counters from a :class:`DetectionRun`."""
+        for scored in run.results:
+            r, s = scored.result, scored.subject
+            labels = (s.model_id, s.probe_version, "*" if s.tag is None else s.tag)
+            if r.statistic is None:
+                continue
+            self.statistic.labels(r.detector, *labels, scored.signal).set(r.statistic)
+            if r.detector == "kl_divergence":
+                self.kl.labels(*labels, scored.signal).set(r.statistic)
+            elif r.detector == "calibration_error":
+                self.ece.labels(*labels).set(r.statistic)
+            elif r.detector == "estimated_accuracy_drop":
+                self.estimated_accuracy.labels(*labels).set(r.details["estimated_accuracy"])
+                if "labelled_accuracy" in r.details:
+                    self.labelled_accuracy.labels(*labels).set(r.details["labelled_accuracy"])
+        for alert in run.sent:
+            self.alerts.labels(alert.kind, alert.severity).inc()
+        for err in run.errors:
+            self.errors.labels(err.detector).inc()
+        self.last_run.set(run.now)
+        self.run_seconds.set(run.seconds)
+
+    def serve(self, host: str = "127.0.0.1", port: int = 9464) -> int:
+        """Serve ``/metrics`` over HTTP in a daemon thread; return the bound port.
+
+        ``port=0`` picks a free port.
+
+        Raises
+        ------
+        OSError
+            The address is taken.
+        """
+        server, _thread = start_http_server(port, addr=host, registry=self.registry)
+        self._server = server
+        return int(server.server_address[1])
+
+    def close(self) -> None:
+        """Stop the HTTP server (idempotent)."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None

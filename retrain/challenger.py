@@ -1,0 +1,173 @@
+"""Fit a challenger probe and decide champion/challenger on one shared test split.
+
+Promotion rule (all must hold, on the same held-out test split):
+
+1. the challenger carries signal: the lower bound of its AUROC's 95 %
+   percentile-bootstrap interval is above 0.5 (chance);
+2. it is not worse beyond the interval: the upper bound of the paired bootstrap
+   interval of ``AUROC(challenger) - AUROC(champion)`` is >= 0;
+3. its ECE (Guo et al. 2017, Eq. 3) is lower than the champion's.
+
+Without a champion only rule 1 applies. Rule 1 is what keeps a challenger
+fitted on noise (e.g. shuffled labels) from ever being promoted on ECE alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from sklearn.model_selection import train_test_split
+
+from collectors.probe import LinearProbe
+from collectors.projection import Projection
+from retrain.calibrate import CalibrationChoice, choose_calibration
+from retrain.metrics import Evaluation, bootstrap_indices, evaluate, paired_auroc_difference
+from retrain.probes import L1SparseProbe, L2LogisticProbe, Probe
+from retrain.stacked import StackedProbe
+from retrain.torch_probe import NormLinearProbe
+
+PROBE_KINDS = ("l2", "l1", "layernorm_linear")
+
+
+def make_probe(kind: str, layers: tuple[int, ...] | None = None, seed: int = 0) -> Probe:
+    """A fresh probe of ``kind`` (stacked over ``layers`` when more than one).
+
+    Raises
+    ------
+    ValueError
+        Unknown kind.
+    """
+    if kind == "l2":
+        base: Probe = L2LogisticProbe(seed=seed)
+    elif kind == "l1":
+        base = L1SparseProbe(seed=seed)
+    elif kind == "layernorm_linear":
+        base = NormLinearProbe(seed=seed)
+    else:
+        raise ValueError(f"unknown probe kind {kind!r}; expected one of {PROBE_KINDS}")
+    return StackedProbe(layers, base) if layers is not None and len(layers) > 1 else base
+
+
+def split_indices(
+    correct: np.ndarray, train_fraction: float, calibration_fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Stratified, disjoint train / calibrate / test row indices.
+
+    Raises
+    ------
+    ValueError
+        A split would hold fewer than 2 rows of a class.
+    """
+    y = np.asarray(correct, dtype=bool)
+    idx = np.arange(len(y))
+    if min(int(y.sum()), int((~y).sum())) < 6:
+        raise ValueError(
+            f"need >= 6 right and 6 wrong answers to split, got {int(y.sum())}/{int((~y).sum())}"
+        )
+    rest = 1.0 - train_fraction
+    train, other = train_test_split(idx, test_size=rest, stratify=y, random_state=seed)
+    cal, test = train_test_split(
+        other, test_size=1.0 - calibration_fraction / rest, stratify=y[other], random_state=seed
+    )
+    return np.sort(train), np.sort(cal), np.sort(test)
+
+
+def fit_challenger(
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_cal: np.ndarray,
+    y_cal: np.ndarray,
+    *,
+    kind: str,
+    layer: int,
+    layers: tuple[int, ...] | None,
+    pooling: str,
+    version: str,
+    calibration: str = "auto",
+    projection: Projection | None = None,
+    seed: int = 0,
+    metadata: dict | None = None,
+) -> tuple[LinearProbe, CalibrationChoice, Probe]:
+    """Fit a probe on the train split and its calibration on the disjoint calibration split.
+
+    Parameters
+    ----------
+    x_train, x_cal : ndarray of shape (n, dim)
+        Pooled states (projected by ``projection`` when given).
+    y_train, y_cal : ndarray of shape (n,), bool
+
+    Returns
+    -------
+    probe : LinearProbe
+        Serving format, reading raw hidden states (projection folded in).
+    choice : CalibrationChoice
+    fitted : Probe
+        The fitted probe in the states' own space.
+    """
+    fitted = make_probe(kind, layers, seed).fit(x_train, y_train)
+    choice = choose_calibration(
+        fitted.decision_function(x_cal), y_cal, method=calibration, seed=seed
+    )
+    meta = {"calibration_heldout_ece": choice.heldout_ece, **(metadata or {})}
+    units = getattr(getattr(fitted, "base", fitted), "selected_units_", None)
+    if units is not None:
+        meta["selected_units"] = [int(u) for u in units]
+    probe = fitted.to_linear_probe(
+        layer=layer,
+        pooling=pooling,
+        version=version,
+        calibration=choice.calibration,
+        projection=projection,
+        metadata=meta,
+        **({} if isinstance(fitted, StackedProbe) else {"layers": layers}),
+    )
+    return probe, choice, fitted
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Outcome of a champion/challenger comparison on one test split."""
+
+    promote: bool
+    reason: str
+    challenger: Evaluation
+    champion: Evaluation | None = None
+    auroc_diff: float | None = None
+    auroc_diff_ci: tuple[float, float] | None = None
+    rules: dict[str, bool] = field(default_factory=dict)
+
+
+def decide(
+    challenger_conf: np.ndarray,
+    champion_conf: np.ndarray | None,
+    correct: np.ndarray,
+    *,
+    n_resamples: int = 500,
+    n_bins: int = 15,
+    seed: int = 0,
+) -> Decision:
+    """Apply the promotion rule (module docstring) to confidences on the same test rows.
+
+    Parameters
+    ----------
+    challenger_conf, champion_conf : ndarray of shape (n_test,)
+        Calibrated probabilities; ``champion_conf`` None when there is no champion.
+    correct : ndarray of shape (n_test,), bool
+    """
+    y = np.asarray(correct, dtype=bool)
+    boot = bootstrap_indices(len(y), n_resamples, seed)
+    chall = evaluate(challenger_conf, y, n_bins=n_bins, resamples=boot)
+    rules = {"above_chance": bool(chall.auroc_ci[0] > 0.5)}
+    if champion_conf is None:
+        ok = rules["above_chance"]
+        why = "no champion; challenger above chance" if ok else "challenger AUROC not above chance"
+        return Decision(ok, why, chall, rules=rules)
+    champ = evaluate(champion_conf, y, n_bins=n_bins, resamples=boot)
+    diff, diff_ci = paired_auroc_difference(challenger_conf, champion_conf, y, boot)
+    rules["auroc_not_worse"] = bool(diff_ci[1] >= 0.0)
+    rules["ece_better"] = bool(chall.ece < champ.ece)
+    ok = all(rules.values())
+    failed = [k for k, v in rules.items() if not v]
+    why = "all rules hold" if ok else "failed: " + ", ".join(failed)
+    return Decision(ok, why, chall, champ, diff, diff_ci, rules)

@@ -1,0 +1,238 @@
+"""The champion/challenger retrain job.
+
+1. read labelled states of a window from DuckDB (:mod:`retrain.data`);
+2. stratified train / calibrate / test split (disjoint);
+3. fit the challenger on train, its calibration on calibrate (:mod:`retrain.challenger`);
+4. score challenger and champion on the same test rows, decide (AUROC, ECE,
+   Brier, bootstrap intervals);
+5. publish the challenger in the registry (atomically), promote it if the rule
+   holds, record it in the store's ``probes`` table and announce it on the
+   control topic; collectors switch at their next request boundary
+   (:mod:`collectors.reload`).
+
+Where the stored states are projected (``logging.projection_dims``), the
+challenger is fitted in the projected space and the projection is folded into
+its weights; the champion is then judged by the confidences it produced at
+serving time on the test rows it scored.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from collectors.probe import LinearProbe, ProbeFileError
+from retrain.challenger import Decision, decide, fit_challenger, split_indices
+from retrain.data import read_labelled_states
+from retrain.registry import ProbeRegistry
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RetrainSettings:
+    """What and how to fit; see ``reliability_monitor.retrain`` in ``config.yaml``."""
+
+    kind: str = "l2"
+    layer: int = -1
+    layers: tuple[int, ...] | None = None
+    pooling: str = "last_prompt_token"
+    calibration: str = "auto"
+    train_fraction: float = 0.6
+    calibration_fraction: float = 0.2
+    min_samples: int = 500
+    n_resamples: int = 500
+    n_bins: int = 15
+    seed: int = 0
+    model_id: str | None = None
+
+
+@dataclass(frozen=True)
+class RetrainOutcome:
+    """Result of one retrain attempt.
+
+    Attributes
+    ----------
+    status : {"promoted", "rejected", "skipped"}
+    reason : str
+    window : (float, float)
+        Event-time bounds read, seconds since the Unix epoch.
+    n_samples : int
+        Labelled states in the window.
+    version, champion_version : str or None
+        The challenger's version (None when skipped) and the champion before the job.
+    decision : Decision or None
+    calibration_method : str or None
+    """
+
+    status: str
+    reason: str
+    window: tuple[float, float]
+    n_samples: int
+    version: str | None = None
+    champion_version: str | None = None
+    decision: Decision | None = None
+    calibration_method: str | None = None
+    split_sizes: tuple[int, int, int] | None = None
+
+    @property
+    def promoted(self) -> bool:
+        return self.status == "promoted"
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def summary(self) -> str:
+        """One readable line."""
+        if self.decision is None:
+            return f"retrain {self.status}: {self.reason} ({self.n_samples} labelled states)"
+        d = self.decision
+        champ = (
+            f"champion {self.champion_version} AUROC {d.champion.auroc:.3f} "
+            f"ECE {d.champion.ece:.3f}"
+            if d.champion
+            else "no champion"
+        )
+        return (
+            f"retrain {self.status}: challenger {self.version} AUROC {d.challenger.auroc:.3f} "
+            f"[{d.challenger.auroc_ci[0]:.3f}, {d.challenger.auroc_ci[1]:.3f}] ECE "
+            f"{d.challenger.ece:.3f} ({self.calibration_method}) vs {champ}; {d.reason}"
+        )
+
+
+def _champion_scores(
+    champion: LinearProbe, data: Any, test: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Champion confidences on the test rows, and the rows they cover."""
+    dim = data.states.shape[1]
+    if champion.hidden_dim == dim:
+        return champion.predict_proba(data.states[test]), test
+    proj = champion.projection
+    if proj is not None and proj.k == dim:
+        rows = test[data.probe_version[test] == champion.version]
+        return data.confidence[rows], rows
+    raise ValueError(
+        f"champion {champion.version} reads {champion.hidden_dim} features but the stored "
+        f"states have {dim} and are not its projection"
+    )
+
+
+def run_retrain(
+    store: Any,
+    registry: ProbeRegistry,
+    window: tuple[float, float],
+    settings: RetrainSettings,
+    *,
+    announce: Callable[[dict[str, Any]], object] | None = None,
+) -> RetrainOutcome:
+    """Run one champion/challenger round on the labelled states of ``window``.
+
+    Parameters
+    ----------
+    store : monitor.store.Store
+    registry : ProbeRegistry
+    window : (float, float)
+        ``start <= ts < end``, seconds since the Unix epoch.
+    settings : RetrainSettings
+    announce : callable, optional
+        Called with the promotion message (see :mod:`retrain.announce`).
+
+    Returns
+    -------
+    RetrainOutcome
+        ``"skipped"`` (too few samples, unreadable champion), ``"rejected"``
+        (challenger published, not promoted) or ``"promoted"``.
+    """
+    data = read_labelled_states(store, window[0], window[1], settings.model_id)
+    n = len(data)
+    base = {"window": window, "n_samples": n}
+    if n < settings.min_samples:
+        why = f"{n} labelled states in the window < min_labelled_samples {settings.min_samples}"
+        return RetrainOutcome("skipped", why, **base)
+    try:
+        champion = registry.champion()
+    except ProbeFileError as exc:
+        return RetrainOutcome("skipped", f"champion unreadable, not replaced: {exc}", **base)
+    layer, layers, pooling = settings.layer, settings.layers, settings.pooling
+    projection = None
+    if champion is not None:  # the challenger must read what the collectors capture
+        layer, layers, pooling = champion.layer, champion.layers, champion.pooling
+        if champion.projection is not None and champion.projection.k == data.states.shape[1]:
+            projection = champion.projection
+    try:
+        train, cal, test = split_indices(
+            data.correct, settings.train_fraction, settings.calibration_fraction, settings.seed
+        )
+    except ValueError as exc:
+        return RetrainOutcome("skipped", str(exc), **base)
+    version = registry.next_version()
+    x, y = data.states, data.correct
+    probe, choice, fitted = fit_challenger(
+        x[train], y[train], x[cal], y[cal],
+        kind=settings.kind, layer=layer, layers=layers, pooling=pooling, version=version,
+        calibration=settings.calibration, projection=projection, seed=settings.seed,
+        metadata={
+            "training_window": list(window),
+            "n_train": int(len(train)),
+            "n_calibration": int(len(cal)),
+            "n_test": int(len(test)),
+            "model_id": settings.model_id,
+        },
+    )  # fmt: skip
+    rows, champ_conf = test, None
+    if champion is not None:
+        champ_conf, rows = _champion_scores(champion, data, test)
+    chall_conf = choice.calibration.apply(fitted.decision_function(x[rows]))
+    decision = decide(
+        chall_conf, champ_conf, y[rows],
+        n_resamples=settings.n_resamples, n_bins=settings.n_bins, seed=settings.seed,
+    )  # fmt: skip
+    probe.metadata["evaluation"] = {
+        "challenger": decision.challenger.as_dict(),
+        "champion": None if decision.champion is None else decision.champion.as_dict(),
+        "champion_version": None if champion is None else champion.version,
+        "rules": decision.rules,
+    }
+    path = registry.publish(probe)
+    status = "promoted" if decision.promote else "rejected"
+    if decision.promote:
+        registry.promote(version, reason=decision.reason)
+    _record(store, probe, settings, path, status, decision)
+    if decision.promote and announce is not None:
+        announce({
+            "type": "probe_promoted",
+            "version": version,
+            "previous": None if champion is None else champion.version,
+            "registry": str(registry.root),
+            "model_id": settings.model_id,
+            "ts": time.time(),
+            "auroc": decision.challenger.auroc,
+            "ece": decision.challenger.ece,
+        })  # fmt: skip
+    outcome = RetrainOutcome(
+        status, decision.reason, window, n, version,
+        None if champion is None else champion.version, decision, choice.method,
+        (len(train), len(cal), len(test)),
+    )  # fmt: skip
+    log.info(outcome.summary())
+    return outcome
+
+
+def _record(
+    store: Any, probe: LinearProbe, s: RetrainSettings, path: Any, status: str, d: Decision
+) -> None:
+    record = getattr(store, "record_probe", None)
+    if record is None:
+        return
+    metrics = {"challenger": d.challenger.as_dict(), "rules": d.rules}
+    if d.champion is not None:
+        metrics["champion"] = d.champion.as_dict()
+    record(
+        probe.version, s.model_id or "", probe.layer, probe.pooling, probe.hidden_dim,
+        str(path), status="champion" if status == "promoted" else "rejected", metrics=metrics,
+    )  # fmt: skip

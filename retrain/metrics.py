@@ -1,0 +1,133 @@
+"""Evaluation of a probe on a labelled test split: AUROC, ECE, Brier, bootstrap intervals.
+
+- AUROC: area under the ROC curve of confidence against correctness
+  (scikit-learn ``roc_auc_score``; Hanley & McNeil 1982).
+- ECE: expected calibration error over ``n_bins`` equal-width confidence bins,
+  ``sum_b |B_b| / n * |acc(B_b) - conf(B_b)|`` (Guo et al. 2017, Eq. 3).
+- Brier score: mean squared error of the probability, ``mean((p - y)^2)``
+  (Brier 1950).
+- Intervals: percentile bootstrap (Efron & Tibshirani 1993, Ch. 13), paired
+  when two probes are compared on the same rows, so the interval of the
+  difference accounts for their correlation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from sklearn.metrics import roc_auc_score
+
+
+def ece(confidence: np.ndarray, correct: np.ndarray, n_bins: int = 15) -> float:
+    """Expected calibration error (Guo et al. 2017, Eq. 3), equal-width bins on [0, 1].
+
+    Parameters
+    ----------
+    confidence : ndarray of shape (n_samples,)
+        Probability that the answer is correct.
+    correct : ndarray of shape (n_samples,), bool or 0/1
+    n_bins : int
+
+    Returns
+    -------
+    float
+        In [0, 1]; NaN for no samples.
+    """
+    p = np.clip(np.asarray(confidence, dtype=np.float64), 0.0, 1.0)
+    y = np.asarray(correct, dtype=np.float64)
+    if p.size == 0:
+        return float("nan")
+    bins = np.minimum((p * n_bins).astype(np.int64), n_bins - 1)
+    count = np.bincount(bins, minlength=n_bins)
+    gap = np.bincount(bins, weights=y - p, minlength=n_bins)  # sum(acc - conf) per bin
+    return float(np.abs(gap).sum() / p.size) if count.sum() else float("nan")
+
+
+def brier(confidence: np.ndarray, correct: np.ndarray) -> float:
+    """Brier score ``mean((p - y)^2)`` (Brier 1950), in [0, 1]."""
+    p = np.asarray(confidence, dtype=np.float64)
+    return float(np.mean((p - np.asarray(correct, dtype=np.float64)) ** 2))
+
+
+def auroc(confidence: np.ndarray, correct: np.ndarray) -> float:
+    """AUROC of ``confidence`` for ``correct``; NaN when only one class is present."""
+    y = np.asarray(correct, dtype=bool)
+    if y.all() or not y.any():
+        return float("nan")
+    return float(roc_auc_score(y, np.asarray(confidence, dtype=np.float64)))
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Point estimates and 95 % percentile-bootstrap intervals on one test split."""
+
+    n: int
+    auroc: float
+    auroc_ci: tuple[float, float]
+    ece: float
+    ece_ci: tuple[float, float]
+    brier: float
+    brier_ci: tuple[float, float]
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _interval(values: list[float], level: float = 0.95) -> tuple[float, float]:
+    arr = np.asarray([v for v in values if np.isfinite(v)])
+    if arr.size == 0:
+        return (float("nan"), float("nan"))
+    lo, hi = np.quantile(arr, [(1 - level) / 2, (1 + level) / 2])
+    return (float(lo), float(hi))
+
+
+def bootstrap_indices(n: int, n_resamples: int, seed: int) -> np.ndarray:
+    """Row indices of ``n_resamples`` bootstrap resamples, shape ``(n_resamples, n)``."""
+    return np.random.default_rng(seed).integers(0, n, size=(n_resamples, n))
+
+
+def evaluate(
+    confidence: np.ndarray,
+    correct: np.ndarray,
+    *,
+    n_bins: int = 15,
+    resamples: np.ndarray | None = None,
+) -> Evaluation:
+    """AUROC, ECE and Brier with bootstrap intervals.
+
+    Parameters
+    ----------
+    confidence : ndarray of shape (n_samples,)
+        Calibrated probability of a correct answer.
+    correct : ndarray of shape (n_samples,)
+    n_bins : int
+        ECE bins.
+    resamples : ndarray of shape (n_resamples, n_samples), optional
+        From :func:`bootstrap_indices`; pass the same to compare two probes pairwise.
+    """
+    p = np.asarray(confidence, dtype=np.float64)
+    y = np.asarray(correct, dtype=bool)
+    if resamples is None:
+        resamples = bootstrap_indices(len(y), 200, 0)
+    boot = [(auroc(p[i], y[i]), ece(p[i], y[i], n_bins), brier(p[i], y[i])) for i in resamples]
+    cols = list(zip(*boot)) if boot else [[], [], []]
+    return Evaluation(
+        n=int(len(y)),
+        auroc=auroc(p, y),
+        auroc_ci=_interval(list(cols[0])),
+        ece=ece(p, y, n_bins),
+        ece_ci=_interval(list(cols[1])),
+        brier=brier(p, y),
+        brier_ci=_interval(list(cols[2])),
+    )
+
+
+def paired_auroc_difference(
+    challenger: np.ndarray, champion: np.ndarray, correct: np.ndarray, resamples: np.ndarray
+) -> tuple[float, tuple[float, float]]:
+    """``AUROC(challenger) - AUROC(champion)`` and its paired 95 % bootstrap interval."""
+    y = np.asarray(correct, dtype=bool)
+    a, b = np.asarray(challenger, np.float64), np.asarray(champion, np.float64)
+    diffs = [auroc(a[i], y[i]) - auroc(b[i], y[i]) for i in resamples]
+    return auroc(a, y) - auroc(b, y), _interval(diffs)

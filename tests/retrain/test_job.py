@@ -1,0 +1,174 @@
+"""Champion/challenger job on labelled states read back from a real DuckDB store."""
+
+import duckdb
+import numpy as np
+import pytest
+
+from collectors.events import LabelEvent, ScoredEvent
+from collectors.probe import LinearProbe
+from collectors.projection import Projection
+from retrain.challenger import decide, fit_challenger, split_indices
+from retrain.data import read_labelled_states
+from retrain.job import RetrainSettings, run_retrain
+from retrain.registry import ProbeRegistry
+
+DIM, T0 = 16, 1_700_000_000.0
+DIRECTION = np.random.default_rng(42).normal(size=DIM)
+
+
+def synth(n: int, seed: int, shift: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """States whose correctness follows a logistic model along DIRECTION (shifted by ``shift``)."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, DIM)) + shift
+    p = 1 / (1 + np.exp(-(x @ DIRECTION - shift * DIRECTION.sum())))
+    return x.astype(np.float32), rng.random(n) < p
+
+
+def fill(store, states, correct, t0=T0, version="v1", prefix="e") -> tuple[float, float]:
+    events = [
+        ScoredEvent(
+            event_id=f"{prefix}{i}", ts=t0 + i, model_id="m", probe_version=version, layer=1,
+            pooling="last_prompt_token", raw_logit=0.0, confidence=0.5, decision="serve",
+            answer="yes", tag="t", state=s.tolist(),
+        )
+        for i, s in enumerate(states)
+    ]  # fmt: skip
+    labels = [
+        LabelEvent(f"{prefix}{i}", bool(c), t0 + i + 1, "test") for i, c in enumerate(correct)
+    ]
+    store.write_batch(events, labels)
+    return (t0, t0 + len(states))
+
+
+def settings(**kw) -> RetrainSettings:
+    base = dict(layer=1, min_samples=200, n_resamples=200, model_id="m")
+    return RetrainSettings(**{**base, **kw})
+
+
+def champion_probe(temperature: float = 1.0) -> LinearProbe:
+    x, y = synth(2000, 1)
+    tr, cal, _ = split_indices(y, 0.6, 0.2, 0)
+    probe, _, _ = fit_challenger(
+        x[tr], y[tr], x[cal], y[cal], kind="l2", layer=1, layers=None,
+        pooling="last_prompt_token", version="v1", calibration="temperature",
+    )  # fmt: skip
+    probe.temperature = temperature
+    return probe
+
+
+def test_reads_fp16_blob_states_from_the_store(tmp_store):
+    x, y = synth(50, 0)
+    fill(tmp_store, x, y)
+    data = read_labelled_states(tmp_store, T0, T0 + 25, model_id="m")
+    assert len(data) == 25 and data.states.shape == (25, DIM)
+    np.testing.assert_allclose(data.states, x[:25], atol=2e-3)  # fp16 round trip
+    np.testing.assert_array_equal(data.correct, y[:25])
+
+
+class _LegacyStore:
+    """The walking skeleton's layout: ``state FLOAT[]`` on the events, hence on the view."""
+
+    def __init__(self, x, y):
+        self.con = duckdb.connect()
+        self.con.execute(
+            "CREATE TABLE events (event_id VARCHAR, ts DOUBLE, model_id VARCHAR, "
+            "probe_version VARCHAR, confidence DOUBLE, state FLOAT[])"
+        )
+        self.con.execute("CREATE TABLE labels (event_id VARCHAR, correct BOOLEAN)")
+        for i, (s, c) in enumerate(zip(x, y)):
+            self.con.execute(
+                "INSERT INTO events VALUES (?, ?, 'm', 'v1', 0.5, ?)", [f"e{i}", T0 + i, s.tolist()]
+            )
+            self.con.execute("INSERT INTO labels VALUES (?, ?)", [f"e{i}", bool(c)])
+        self.con.execute(
+            "CREATE VIEW labelled_events AS SELECT * FROM labels JOIN events USING (event_id)"
+        )
+
+    def execute(self, sql, params=None):
+        return self.con.execute(sql, params or []).fetchall()
+
+
+def test_reads_float_list_states_of_the_legacy_layout():
+    x, y = synth(30, 0)
+    data = read_labelled_states(_LegacyStore(x, y), None, None)
+    np.testing.assert_allclose(data.states, x, rtol=1e-6)
+    np.testing.assert_array_equal(data.correct, y)
+
+
+def test_miscalibrated_champion_is_replaced_and_announced(tmp_store, tmp_path):
+    reg = ProbeRegistry(tmp_path / "reg")
+    reg.publish(champion_probe(temperature=0.25))  # same ranking, overconfident
+    reg.promote("v1")
+    window = fill(tmp_store, *synth(1500, 2))
+    sent = []
+    outcome = run_retrain(tmp_store, reg, window, settings(), announce=sent.append)
+    assert outcome.status == "promoted", outcome.summary()
+    d = outcome.decision
+    assert d.challenger.ece < d.champion.ece and d.rules == {
+        "above_chance": True, "auroc_not_worse": True, "ece_better": True,
+    }  # fmt: skip
+    assert reg.champion_version() == outcome.version == "v2"
+    assert sent and sent[0]["version"] == "v2" and sent[0]["previous"] == "v1"
+    assert outcome.split_sizes == (900, 300, 300)
+    meta = reg.champion().metadata
+    assert (
+        meta["training_window"] == list(window) and meta["evaluation"]["champion_version"] == "v1"
+    )
+    rows = {r["version"]: r for r in tmp_store.probes()}
+    assert rows["v2"]["status"] == "champion"
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_challenger_fitted_on_shuffled_labels_is_never_promoted(seed):
+    x, y = synth(1500, 10 + seed)
+    tr, cal, te = split_indices(y, 0.6, 0.2, seed)
+    shuffled = np.random.default_rng(seed).permutation(y)
+    probe, choice, fitted = fit_challenger(
+        x[tr], shuffled[tr], x[cal], shuffled[cal], kind="l2", layer=1, layers=None,
+        pooling="last_prompt_token", version="v2", seed=seed,
+    )  # fmt: skip
+    for champion in (champion_probe(1.0), champion_probe(0.25)):
+        d = decide(probe.predict_proba(x[te]), champion.predict_proba(x[te]), y[te], seed=seed)
+        assert not d.promote, d
+    assert not decide(probe.predict_proba(x[te]), None, y[te], seed=seed).promote
+
+
+@pytest.mark.parametrize("with_champion", [True, False])
+def test_job_on_shuffled_labels_in_the_store_promotes_nothing(tmp_store, tmp_path, with_champion):
+    reg = ProbeRegistry(tmp_path / "reg")
+    if with_champion:
+        reg.publish(champion_probe(temperature=0.25))
+        reg.promote("v1")
+    x, y = synth(1500, 3)
+    window = fill(tmp_store, x, np.random.default_rng(0).permutation(y))
+    outcome = run_retrain(tmp_store, reg, window, settings())
+    assert outcome.status == "rejected", outcome.summary()
+    assert reg.champion_version() == ("v1" if with_champion else None)
+
+
+def test_too_few_labelled_states_skip_the_job(tmp_store, tmp_path):
+    window = fill(tmp_store, *synth(100, 4))
+    outcome = run_retrain(tmp_store, ProbeRegistry(tmp_path), window, settings())
+    assert outcome.status == "skipped" and "min_labelled_samples" in outcome.reason
+    assert ProbeRegistry(tmp_path).versions() == []
+
+
+def test_projected_states_fold_into_a_raw_state_probe(tmp_store, tmp_path):
+    raw, y = synth(1500, 5)
+    proj = Projection.pca(raw, 8)
+    champion = champion_probe(0.25)
+    champion.projection = proj
+    reg = ProbeRegistry(tmp_path)
+    reg.publish(champion)
+    reg.promote("v1")
+    window = fill(tmp_store, proj.apply(raw), y)
+    outcome = run_retrain(tmp_store, reg, window, settings())
+    assert outcome.status in ("promoted", "rejected")
+    challenger = reg.load(outcome.version)
+    assert challenger.hidden_dim == DIM and challenger.projection.k == 8
+    data = read_labelled_states(tmp_store, *window)
+    # the folded probe on raw states equals the fitted probe on (fp16-stored) projected states
+    expected_logits = challenger.logits(raw)
+    refit = proj.apply(raw) @ np.linalg.lstsq(proj.basis, challenger.weight, rcond=None)[0]
+    assert np.corrcoef(expected_logits, refit)[0, 1] > 0.99
+    assert data.states.shape[1] == 8
