@@ -45,4 +45,7 @@ def load_or_exit(path: Path | None) -> Config:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # kafka-python logs every connection attempt at INFO and every refused one at ERROR
+    debug = cfg.reliability_monitor.logging.level == "DEBUG"
+    logging.getLogger("kafka").setLevel(logging.DEBUG if debug else logging.WARNING)
     return cfg

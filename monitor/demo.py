@@ -30,6 +30,7 @@ from monitor.reference.shapes import make_samples
 from monitor.store import Store
 from monitor.traffic import Window, capture_states, run_window
 from monitor.windows import evaluate_windows
+from retrain.demo_step import demo_auto_retrain
 from retrain.fit import fit_linear_probe
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,13 @@ log = logging.getLogger(__name__)
 def _ensure_broker(cfg: Config, stack: ExitStack, console: Console) -> tuple[Config, bool]:
     """Return a config whose bootstrap servers answer, and whether Tansu was started for it."""
     kafka = cfg.reliability_monitor.kafka
-    if is_reachable(kafka.bootstrap_servers, timeout_s=2.0, **_security(kafka)):
+    kafka_log = logging.getLogger("kafka")
+    level, kafka_log.level = kafka_log.level, logging.CRITICAL  # refusals are expected here
+    try:
+        answered = is_reachable(kafka.bootstrap_servers, timeout_s=2.0, **_security(kafka))
+    finally:
+        kafka_log.setLevel(level)
+    if answered:
         console.print(f"Kafka broker answering at {', '.join(kafka.bootstrap_servers)}")
         return cfg, False
     host, _, port = kafka.bootstrap_servers[0].rpartition(":")
@@ -134,7 +141,7 @@ def run_demo(
                 gate=gate,
                 emitter=emitter,
                 model_id=rm.model.id,
-                capture_states=rm.logging.capture_states,
+                capture_states=True,  # part 6 (auto-retrain) fits on captured states
             ) as collector,
             Progress(console=console, transient=True) as progress,
         ):
@@ -173,5 +180,8 @@ def run_demo(
 
         alerts = evaluate_windows(cfg, store, windows, console=console)
         shifted_alerts = [a for a in alerts if a.subject.endswith("shifted")]
+
+        # part 6 (issue 6): the shift alert triggers an automatic retrain; ECE/AUROC before/after
+        demo_auto_retrain(cfg, store, windows[-1], alerts, probe, console)
         console.print(f"Done in {time.time() - t0:.0f} s.")
         return len(shifted_alerts)
