@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
+from scipy.stats import rankdata
 from sklearn.metrics import roc_auc_score
 
 
@@ -56,6 +57,26 @@ def auroc(confidence: np.ndarray, correct: np.ndarray) -> float:
     if y.all() or not y.any():
         return float("nan")
     return float(roc_auc_score(y, np.asarray(confidence, dtype=np.float64)))
+
+
+def auroc_rows(confidence: np.ndarray, correct: np.ndarray) -> np.ndarray:
+    """AUROC of each row (Mann-Whitney U / (n1 n0), ties at half rank); NaN for one class.
+
+    Parameters
+    ----------
+    confidence, correct : ndarray of shape (n_rows, n_samples)
+
+    Returns
+    -------
+    ndarray of shape (n_rows,)
+    """
+    y = np.asarray(correct, dtype=bool)
+    ranks = rankdata(np.asarray(confidence, dtype=np.float64), axis=1)
+    n1 = y.sum(1).astype(np.float64)
+    n0 = y.shape[1] - n1
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = ((ranks * y).sum(1) - n1 * (n1 + 1) / 2) / (n1 * n0)
+    return np.where((n1 > 0) & (n0 > 0), out, np.nan)
 
 
 @dataclass(frozen=True)
@@ -110,16 +131,15 @@ def evaluate(
     y = np.asarray(correct, dtype=bool)
     if resamples is None:
         resamples = bootstrap_indices(len(y), 200, 0)
-    boot = [(auroc(p[i], y[i]), ece(p[i], y[i], n_bins), brier(p[i], y[i])) for i in resamples]
-    cols = list(zip(*boot)) if boot else [[], [], []]
+    pb, yb = p[resamples], y[resamples]  # [n_resamples, n]
     return Evaluation(
         n=int(len(y)),
         auroc=auroc(p, y),
-        auroc_ci=_interval(list(cols[0])),
+        auroc_ci=_interval(list(auroc_rows(pb, yb))),
         ece=ece(p, y, n_bins),
-        ece_ci=_interval(list(cols[1])),
+        ece_ci=_interval([ece(a, b, n_bins) for a, b in zip(pb, yb)]),
         brier=brier(p, y),
-        brier_ci=_interval(list(cols[2])),
+        brier_ci=_interval(list(np.mean((pb - yb) ** 2, axis=1))),
     )
 
 
@@ -129,5 +149,5 @@ def paired_auroc_difference(
     """``AUROC(challenger) - AUROC(champion)`` and its paired 95 % bootstrap interval."""
     y = np.asarray(correct, dtype=bool)
     a, b = np.asarray(challenger, np.float64), np.asarray(champion, np.float64)
-    diffs = [auroc(a[i], y[i]) - auroc(b[i], y[i]) for i in resamples]
-    return auroc(a, y) - auroc(b, y), _interval(diffs)
+    diffs = auroc_rows(a[resamples], y[resamples]) - auroc_rows(b[resamples], y[resamples])
+    return auroc(a, y) - auroc(b, y), _interval(list(diffs))

@@ -55,7 +55,7 @@ class NormLinearProbe(Probe):
     def __init__(
         self,
         dropout: float = 0.1,
-        lr: float = 1e-3,
+        lr: float = 5e-3,
         weight_decay: float = 1e-2,
         batch_size: int = 256,
         max_epochs: int = 100,

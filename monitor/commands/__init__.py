@@ -7,5 +7,6 @@ from monitor.commands import (
     alerts,  # noqa: F401, E402 - vlm-monitor alerts
     ingest,  # noqa: F401, E402 - vlm-monitor ingest, status, archive
     report,  # noqa: F401, E402 - vlm-monitor report --week
+    retrain,  # noqa: F401, E402 - vlm-monitor retrain, sweep
     run,  # noqa: F401, E402 - vlm-monitor run (the daemon)
 )
