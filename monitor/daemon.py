@@ -78,7 +78,29 @@ class MonitorDaemon:
         run = run_detection(self.cfg, self.store, sinks=self.sinks, policy=self.policy)
         self.metrics.observe_run(run)
         self.last_run = run
+        self.retrain_on_alerts(run.sent)
         return run
+
+    def retrain_on_alerts(self, alerts: list[Any]) -> Any:
+        """With ``retrain_trigger: auto``, refit on the first calibration-drift or KL alert.
+
+        At most one retrain per drift run; the retrain's own minimum sample size and
+        cooldown apply (:func:`retrain.triggers.maybe_retrain_on_alert`).
+        """
+        from retrain.triggers import maybe_retrain_on_alert
+
+        for alert in alerts:
+            outcome = maybe_retrain_on_alert(self.cfg, self.store, alert)
+            if outcome is not None:
+                log.info("auto-retrain on %s alert: %s", alert.kind, outcome.status)
+                return outcome
+        return None
+
+    def retrain_job(self) -> Any:
+        """Scheduled retrain (``retrain_trigger: scheduled``, ``retrain.schedule``)."""
+        from retrain.triggers import maybe_retrain_scheduled
+
+        return maybe_retrain_scheduled(self.cfg, self.store)
 
     def report_job(self) -> Any:
         """The weekly report of the last complete ISO week."""
@@ -106,6 +128,11 @@ class MonitorDaemon:
         return [
             Job("drift", self.drift_job, parse_schedule(mon.drift_detection_interval), True),
             Job("weekly_report", self.report_job, parse_schedule(mon.report_schedule)),
+            Job(
+                "retrain",
+                self.retrain_job,
+                parse_schedule(self.cfg.reliability_monitor.retrain.schedule),
+            ),
             Job("metrics", self.metrics_job, parse_schedule(self.metrics_interval), True),
         ]
 
