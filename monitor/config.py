@@ -132,7 +132,6 @@ class LoggingConfig(_Strict):
     log_confidence_distributions: bool = True
     alert_on_calibration_drift: bool = True
 
-
     @field_validator("capture_states")
     @classmethod
     def _rate(cls, v: bool | float) -> bool | float:
