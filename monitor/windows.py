@@ -19,27 +19,13 @@ from detectors.calibration import CalibrationError
 from detectors.kl import KLDivergence
 from monitor.alerts import Alert, LogAlertSink, StoreAlertSink, alerts_from_results, send_alerts
 from monitor.config import Config
+from monitor.detection import record_result
 from monitor.report import write_html_report
 from monitor.store import Store
 from monitor.summary import WindowSummary, render_summary
 from monitor.traffic import Window
 
 log = logging.getLogger(__name__)
-
-
-def _record(store: Store, result: DetectorResult, subject: str) -> None:
-    store.record_detector_run(
-        result.detector,
-        subject,
-        result.statistic if result.statistic is not None else float("nan"),
-        result.threshold,
-        result.is_drift,
-        result.n_reference,
-        result.n_current,
-        window_start=result.window_start,
-        window_end=result.window_end,
-        details=result.as_dict()["details"],
-    )
 
 
 def evaluate_windows(
@@ -89,7 +75,7 @@ def evaluate_windows(
         results = [kl.score(conf, window=bounds), ece.score(labelled_conf, correct, window=bounds)]
         subject = f"{subject_prefix}/{window.name}"
         for result in results:
-            _record(store, result, subject)
+            record_result(store, subject, result)
         if window is not reference:
             raised = alerts_from_results(results, subject)
             if not rm.logging.alert_on_calibration_drift:
