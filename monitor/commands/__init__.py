@@ -9,4 +9,5 @@ from monitor.commands import (
     report,  # noqa: F401, E402 - vlm-monitor report --week
     retrain,  # noqa: F401, E402 - vlm-monitor retrain, sweep
     run,  # noqa: F401, E402 - vlm-monitor run (the daemon)
+    study,  # noqa: F401, E402 - vlm-monitor study (reliability comparison)
 )
