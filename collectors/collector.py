@@ -3,7 +3,8 @@
 One request batch flows like this::
 
     model.generate(...)                      # or model(...)
-      pre-hook on the model      -> prefill? (empty KV cache) keep attention mask, input_ids
+      wrapper on model.generate  -> the caller's input_ids and attention_mask
+    pre-hook on the model      -> prefill? (collectors.prefill: first forward, empty KV cache)
       forward hook on layer(s) L -> hidden [batch, seq, hidden] -> pooled [batch, hidden]
                                     -> probe logit and calibrated probability [batch]
                                     (on the layer's device and dtype, no host sync)
@@ -14,34 +15,34 @@ One request batch flows like this::
 
 During ``generate`` the layer sees the prefill ``[batch, prompt_len, hidden]``
 first, then ``[batch, 1, hidden]`` per new token; only the prefill is read,
-so each request is scored once. (With ``use_cache=False`` every step is a full
-forward and is scored again.) Where the decoder layers are and which
-positions hold image tokens comes from :mod:`collectors.registry`.
+so each request is scored once, also with ``use_cache=False``. A forward the
+detector cannot classify is left unscored with a reason (``unscored_rows``).
+Where the decoder layers are and which positions hold image tokens comes from
+:mod:`collectors.registry`.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from collectors.events import ScoredEvent, new_event_id
-from collectors.gate import SELF_CONSISTENCY, RoutingGate
+from collectors.events import ScoredEvent
+from collectors.gate import RoutingGate
 from collectors.hooks import CaptureRequest, PrefillScorer
 from collectors.pooling import POOLINGS
 from collectors.pooling import pool_hidden as pool_hidden  # re-exported
+from collectors.prefill import GenerateWrapper
 from collectors.probe import LinearProbe
 from collectors.registry import resolve_architecture
-from collectors.score import Score
-from collectors.self_consistency import SelfConsistency
+from collectors.score import Score, to_events
+from collectors.self_consistency import SelfConsistency, resolve_gray_zone
 
 log = logging.getLogger(__name__)
 __all__ = ["POOLINGS", "ReliabilityCollector", "Score", "pool_hidden"]
@@ -143,6 +144,7 @@ class ReliabilityCollector:
             CaptureRequest(rate, probe.projection, np.random.default_rng(seed)),
         )
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
+        self._generate: GenerateWrapper | None = None
         self._layer_override = layer is not None
         self._next_probe: LinearProbe | None = None  # set by swap_probe, any thread
 
@@ -189,9 +191,14 @@ class ReliabilityCollector:
         """Request batches left unscored because a hook failed (the model was unaffected)."""
         return self._scorer.errors
 
+    @property
+    def unscored_rows(self) -> int:
+        """Requests left unscored because their prefill or padding could not be told apart."""
+        return self._scorer.unscored_rows
+
     # -- hook lifecycle -------------------------------------------------
     def attach(self) -> ReliabilityCollector:
-        """Register the hooks; idempotent."""
+        """Register the hooks and wrap ``model.generate``; idempotent."""
         if not self._handles:
             layers = self.architecture.layers
             self._handles = [
@@ -200,13 +207,17 @@ class ReliabilityCollector:
                 layers[i].register_forward_hook(self._scorer.layer_hook(i))
                 for i in sorted(set(self.layers))
             ]
+            self._generate = GenerateWrapper(self.model, self._scorer.detector)
         return self
 
     def close(self) -> None:
-        """Remove every hook this collector registered; idempotent."""
+        """Remove every hook this collector registered and its ``generate`` wrapper; idempotent."""
         for handle in self._handles:
             handle.remove()
         self._handles = []
+        if self._generate is not None:
+            self._generate.remove()
+            self._generate = None
         self._scorer.disarm()
 
     def __enter__(self) -> ReliabilityCollector:
@@ -282,19 +293,9 @@ class ReliabilityCollector:
         ValueError
             Gray-zone rows exist and no :class:`SelfConsistency` is configured.
         """
-        rows = [i for i, s in enumerate(scores) if s.decision == SELF_CONSISTENCY]
-        if not rows:
-            return list(scores)
         sc = self_consistency or self.self_consistency
-        if sc is None:
-            raise ValueError("gray-zone requests need a SelfConsistency (self_consistency=...)")
         with self.paused():
-            results = sc.score(self.model, make_inputs(rows), decode)
-        out = list(scores)
-        for i, res in zip(rows, results):
-            route = self.gate.resolve(SELF_CONSISTENCY, res.share, sc.agreement_threshold)
-            out[i] = replace(out[i], consistency=res.share, consensus=res.answer, route=route)
-        return out
+            return resolve_gray_zone(self.model, self.gate, sc, scores, make_inputs, decode)
 
     def emit(
         self, scores: Sequence[Score], answers: Sequence[str], tags: Sequence[str] | str = ""
@@ -314,26 +315,15 @@ class ReliabilityCollector:
         tag_list = [tags] * len(scores) if isinstance(tags, str) else list(tags)
         if len(tag_list) != len(scores):
             raise ValueError(f"{len(scores)} scores but {len(tag_list)} tags")
-        now = time.time()
-        events: list[ScoredEvent | None] = [
-            None
-            if not s.scored
-            else ScoredEvent(
-                event_id=new_event_id(),
-                ts=now,
-                model_id=self.model_id,
-                probe_version=self.probe.version,
-                layer=self.layer,
-                pooling=self.probe.pooling,
-                raw_logit=s.raw_logit,
-                confidence=s.confidence,
-                decision=s.decision,
-                answer=a,
-                tag=t,
-                state=None if s.state is None else s.state.astype(float).tolist(),
-            )
-            for s, a, t in zip(scores, answers, tag_list)
-        ]
+        events = to_events(
+            scores,
+            answers,
+            tag_list,
+            self.model_id,
+            self.probe.version,
+            self.layer,
+            self.probe.pooling,
+        )
         if self.emitter is not None:
             for event in events:
                 if event is not None:

@@ -1,4 +1,4 @@
-"""The hook bodies: detect the prefill, pool the chosen layers, score on device.
+"""The hook bodies: pool the chosen layers of a prefill, score on device.
 
 :class:`PrefillScorer` holds the per-request state between the model's
 pre-hook and the decoder-layer hooks, and the pending device tensors until
@@ -10,6 +10,7 @@ and is counted.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,7 @@ import torch
 from torch import nn
 
 from collectors.pooling import image_token_mask, pool_hidden
+from collectors.prefill import PREFILL, UNSCORED, PrefillDetector, Verdict
 from collectors.probe import LinearProbe
 from collectors.projection import Projection
 
@@ -72,7 +74,10 @@ class PrefillScorer:
     ) -> None:
         self.probe, self.layers, self.capture = probe, layers, capture
         self.image_token_ids = image_token_ids
+        self.detector = PrefillDetector()
         self.errors = 0
+        self.unscored_rows = 0  # rows left unscored because prefill or padding was unclear
+        self._reasons_logged: set[str] = set()
         self.paused = 0
         self._pending: list[_Pending] = []
         self.disarm()
@@ -80,30 +85,22 @@ class PrefillScorer:
     def disarm(self) -> None:
         self._armed = False
         self._batch = 0
-        self._mask: torch.Tensor | None = None  # [batch, seq]
-        self._input_ids: torch.Tensor | None = None  # [batch, seq]
+        self._verdict: Verdict | None = None
         self._pooled: dict[int, torch.Tensor] = {}  # layer -> [batch, hidden]
 
     # -- hooks --------------------------------------------------------------
     def on_model_call(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
-        """Model pre-hook: arm on a prefill (nothing in the KV cache yet)."""
+        """Model pre-hook: arm on a prefill, mark the batch unscored when it cannot tell."""
         self.disarm()  # a previous call that raised before our layers left nothing to score
         if self.paused:
             return
         try:
-            cache = kwargs.get("past_key_values")
-            if cache is not None and int(cache.get_seq_length()) > 0:
-                return  # a decode step: the prefill was scored already
-            ids = kwargs.get("input_ids", args[0] if args else None)
-            mask = kwargs.get("attention_mask")
-            embeds = kwargs.get("inputs_embeds")
-            self._input_ids = ids if isinstance(ids, torch.Tensor) and ids.dim() == 2 else None
-            self._mask = mask if isinstance(mask, torch.Tensor) and mask.dim() == 2 else None
-            for t in (self._input_ids, self._mask, embeds):
-                if isinstance(t, torch.Tensor):
-                    self._batch = int(t.shape[0])  # rows to mark unscored if a hook fails
-                    break
-            self._armed = True
+            verdict = self.detector.on_forward(args, kwargs)
+            if verdict.kind == UNSCORED:
+                self._batch = verdict.batch
+                self._unscored(verdict.reason)
+            elif verdict.kind == PREFILL:
+                self._verdict, self._batch, self._armed = verdict, verdict.batch, True
         except Exception:  # noqa: BLE001 - a monitoring bug must not fail the request
             self._count_error()
 
@@ -115,13 +112,18 @@ class PrefillScorer:
                 return
             try:
                 hidden = output[0] if isinstance(output, tuple) else output  # [batch, seq, hidden]
+                verdict = self._verdict
+                mismatch = self.detector.check_layer(verdict, hidden)
+                if mismatch:
+                    self._unscored(mismatch)
+                    return
                 self._batch = int(hidden.shape[0])
                 image_mask = None
-                if self.probe.pooling == "mean_image_tokens" and self._input_ids is not None:
-                    image_mask = image_token_mask(self._input_ids, self.image_token_ids)
+                if self.probe.pooling == "mean_image_tokens" and verdict.input_ids is not None:
+                    image_mask = image_token_mask(verdict.input_ids, self.image_token_ids)
                 with torch.no_grad():
                     self._pooled[index] = pool_hidden(
-                        hidden, self._mask, self.probe.pooling, image_mask
+                        hidden, verdict.mask, self.probe.pooling, image_mask
                     )  # [batch, hidden], layer's device and dtype; no_grad: no autograd graph
                     if len(self._pooled) == len(set(self.layers)):
                         self._score()
@@ -129,6 +131,17 @@ class PrefillScorer:
                 self._fail()
 
         return hook
+
+    def _unscored(self, reason: str) -> None:
+        """Fail closed: the batch's rows come back unscored; each kind of reason logged once."""
+        if self._batch:
+            self._pending.append(_Pending(self._batch, None, None, []))
+            self.unscored_rows += self._batch
+        key = re.sub(r"\d+", "N", reason)
+        if key not in self._reasons_logged:
+            self._reasons_logged.add(key)
+            log.warning("vlm-monitor collector left a batch unscored: %s", reason)
+        self.disarm()
 
     def _score(self) -> None:
         last = self._pooled[self.layers[-1]]
@@ -145,7 +158,7 @@ class PrefillScorer:
         self._pending.append(_Pending(self._batch, torch.stack([logits, probs], 1), captured, rows))
         self.disarm()
 
-    def _fail(self) -> None:
+    def _fail(self) -> None:  # a bug of ours, logged with its traceback
         if self._batch:
             self._pending.append(_Pending(self._batch, None, None, []))
         self.disarm()

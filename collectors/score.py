@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+from collectors.events import ScoredEvent, new_event_id
 
 
 @dataclass(frozen=True)
@@ -42,3 +46,39 @@ class Score:
     route: str = ""
     consistency: float | None = None
     consensus: str | None = None
+
+
+def to_events(
+    scores: Sequence[Score],
+    answers: Sequence[str],
+    tags: Sequence[str],
+    model_id: str,
+    probe_version: str,
+    layer: int,
+    pooling: str,
+) -> list[ScoredEvent | None]:
+    """One :class:`ScoredEvent` per scored request, ``None`` for an unscored one (aligned).
+
+    Lengths are the caller's to check; every event is stamped with the same time
+    (seconds since the epoch).
+    """
+    now = time.time()
+    return [
+        None
+        if not s.scored
+        else ScoredEvent(
+            event_id=new_event_id(),
+            ts=now,
+            model_id=model_id,
+            probe_version=probe_version,
+            layer=layer,
+            pooling=pooling,
+            raw_logit=s.raw_logit,
+            confidence=s.confidence,
+            decision=s.decision,
+            answer=a,
+            tag=t,
+            state=None if s.state is None else s.state.astype(float).tolist(),
+        )
+        for s, a, t in zip(scores, answers, tags)
+    ]

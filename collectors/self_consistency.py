@@ -18,10 +18,12 @@ import re
 import string
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
+
+from collectors.gate import SELF_CONSISTENCY
 
 _YES = {"yes", "yeah", "yep", "yup", "true", "correct"}
 _NO = {"no", "nope", "false", "incorrect"}
@@ -202,3 +204,35 @@ class SelfConsistency:
     ) -> list[Consistency]:
         """:meth:`sample`, then :func:`majority_share` per request."""
         return [majority_share(row) for row in self.sample(model, inputs, decode)]
+
+
+def resolve_gray_zone(
+    model: torch.nn.Module,
+    gate: Any,
+    self_consistency: SelfConsistency | None,
+    scores: Sequence[Any],
+    make_inputs: Callable[[list[int]], Mapping[str, Any]],
+    decode: Callable[[torch.Tensor], list[str]],
+) -> list[Any]:
+    """Run self-consistency on the gray-zone rows of ``scores`` and set their final route.
+
+    See :meth:`collectors.collector.ReliabilityCollector.resolve` (which pauses
+    scoring around this call).
+
+    Raises
+    ------
+    ValueError
+        Gray-zone rows exist and ``self_consistency`` is None.
+    """
+    rows = [i for i, s in enumerate(scores) if s.decision == SELF_CONSISTENCY]
+    if not rows:
+        return list(scores)
+    if self_consistency is None:
+        raise ValueError("gray-zone requests need a SelfConsistency (self_consistency=...)")
+    results = self_consistency.score(model, make_inputs(rows), decode)
+    out = list(scores)
+    threshold = self_consistency.agreement_threshold
+    for i, res in zip(rows, results):
+        route = gate.resolve(SELF_CONSISTENCY, res.share, threshold)
+        out[i] = replace(out[i], consistency=res.share, consensus=res.answer, route=route)
+    return out

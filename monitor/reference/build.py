@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
 from transformers import (
-    CLIPImageProcessorPil,
     CLIPVisionConfig,
     LlamaConfig,
     LlavaConfig,
@@ -102,12 +101,16 @@ def build_tokenizer() -> PreTrainedTokenizerFast:
     )
 
 
-def build_image_processor() -> CLIPImageProcessorPil:
+def build_image_processor() -> object:
     """CLIP image processor for 32x32 RGB images (PIL backend: no torchvision here).
 
     Maps uint8 pixels to ``(x / 255 - 0.5) / 0.5``, i.e. [-1, 1]; other sizes
-    are resized (shortest edge) and centre-cropped to 32x32.
+    are resized (shortest edge) and centre-cropped to 32x32. Imported here, not at
+    module level: the PIL-backend class exists from transformers 5.x's later
+    releases, and loading the saved checkpoint needs none of this.
     """
+    from transformers import CLIPImageProcessorPil
+
     return CLIPImageProcessorPil(
         do_resize=True,
         size={"shortest_edge": IMAGE_SIZE},

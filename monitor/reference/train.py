@@ -15,8 +15,10 @@ steps). The loss is the cross-entropy of the target tokens and ``</s>`` only
 with linear warm-up then cosine decay (Loshchilov & Hutter, "SGDR", 2017,
 eq. 5, without restarts), gradient clipping at 1.0.
 
-The output directory receives, all through ``save_pretrained``: the model
-(safetensors), the tokenizer, the image processor and the processor, plus
+The output directory receives, through ``save_pretrained``: the model
+(safetensors, rewritten to the hub key layout by
+:func:`~monitor.reference.portable.make_portable`), the tokenizer, the image
+processor and the processor, plus
 ``training_metrics.json`` with the accuracies measured with ``generate()``
 after loading the directory back.
 """
@@ -36,6 +38,7 @@ from transformers import LlavaForConditionalGeneration, get_cosine_schedule_with
 
 from monitor.reference.build import EOS, build_config, build_processor, build_prompt
 from monitor.reference.model import CHECKPOINT_DIR, evaluate, load_reference_model
+from monitor.reference.portable import make_portable
 from monitor.reference.shapes import CAPTION_QUESTION, SHIFTS, Sample, describe, make_samples
 
 TRAIN_SEED_OFFSET = 1_000_000
@@ -201,6 +204,7 @@ def train(out: Path, settings: TrainSettings, log=print) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out, safe_serialization=True)
     processor.save_pretrained(out)
+    make_portable(out)  # the hub layout: loads under transformers 4.57-5.x and vLLM
 
     loaded, loaded_processor = load_reference_model(out)
     n_eval = settings.final_eval_n

@@ -7,6 +7,7 @@ insert, pixel values of the right layout).
 
 from __future__ import annotations
 
+import inspect
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -116,8 +117,9 @@ def _qwen(config_cls: type, model_cls: type, vision: dict) -> tuple[torch.nn.Mod
         input_ids=ids,
         pixel_values=torch.randn(16, 3 * 2 * 4 * 4),
         image_grid_thw=torch.tensor([[1, 4, 4]]),
-        mm_token_type_ids=(ids == IMG).long(),
     )
+    if "mm_token_type_ids" in inspect.signature(model_cls.forward).parameters:  # newer releases
+        inputs["mm_token_type_ids"] = (ids == IMG).long()
     return model_cls(config).eval(), inputs
 
 
