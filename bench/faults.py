@@ -29,9 +29,10 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from collectors.events import LabelEvent, ScoredEvent, encode  # noqa: E402
-from monitor.broker import EmbeddedBroker, ensure_topics  # noqa: E402
-from monitor.store import Store  # noqa: E402
+from collectors.wire.events import LabelEvent, ScoredEvent, encode  # noqa: E402
+from monitor.ingest.admin import ensure_topics  # noqa: E402
+from monitor.service.broker import EmbeddedBroker  # noqa: E402
+from monitor.store.database import Store  # noqa: E402
 
 
 def event(i: int) -> ScoredEvent:

@@ -1,13 +1,13 @@
 """Benchmark: Kafka -> DuckDB ingest, the decode-and-write path and end to end, apart.
 
-1. Decode and write, no broker: messages pre-serialised with ``collectors.events.encode``
-   are fed in batches through ``monitor.fastdecode.decode_batch`` and
+1. Decode and write, no broker: messages pre-serialised with ``collectors.wire.events.encode``
+   are fed in batches through ``monitor.ingest.decode.decode_batch`` and
    ``Store.write_arrow`` (rows + offsets, one transaction per batch) into a new DuckDB
    file. Goals on 2 cores: >= 200,000 score-only events/s, >= 20,000 events/s with
    512-dimensional fp16 states. The skeleton's per-message path (``decode`` +
    ``Store.write_batch``) runs on a slice of the same messages for the ratio.
 2. End to end: the same messages produced to the embedded Tansu broker (produce rate
-   reported on its own), then consumed by ``monitor.ingest.Ingester`` from offset 0
+   reported on its own), then consumed by ``monitor.ingest.consumer.Ingester`` from offset 0
    (consume + decode + write) until idle. Tansu's fetch path is part of this figure.
 
 Usage::
@@ -34,9 +34,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from collectors.events import ScoredEvent, decode, encode  # noqa: E402
-from monitor.pipeline import WriteAhead, prepare, write  # noqa: E402
-from monitor.store import Store  # noqa: E402
+from collectors.wire.events import ScoredEvent, decode, encode  # noqa: E402
+from monitor.ingest.pipeline import WriteAhead, prepare, write  # noqa: E402
+from monitor.store.database import Store  # noqa: E402
 
 GOALS = {"score-only": 200_000, "512-d fp16 states": 20_000}
 
@@ -138,9 +138,10 @@ def end_to_end(values: list[bytes], partitions: int, batch: int) -> tuple[float,
     """(produce seconds, ingest seconds) of ``values`` through a fresh embedded broker."""
     from kafka import KafkaProducer
 
-    from monitor.broker import EmbeddedBroker, ensure_topics
-    from monitor.config import KafkaConfig, TopicsConfig
-    from monitor.ingest import Ingester
+    from monitor.config.settings import KafkaConfig, TopicsConfig
+    from monitor.ingest.admin import ensure_topics
+    from monitor.ingest.consumer import Ingester
+    from monitor.service.broker import EmbeddedBroker
 
     with tempfile.TemporaryDirectory() as tmp, EmbeddedBroker(port=0) as broker:
         kafka = KafkaConfig(

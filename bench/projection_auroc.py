@@ -1,19 +1,19 @@
 """How much probe AUROC a k-dimensional projection of captured states costs, on the reference model.
 
 Captured pooled states can be projected to ``k`` dimensions before they leave
-the serving process (``logging.projection_dims``; :mod:`collectors.projection`).
+the serving process (``logging.projection_dims``; :mod:`collectors.probe.projection`).
 A probe refitted from projected states then sees less. This measures the cost:
 
 1. the bundled reference VLM answers ``--n`` labelled POPE-style requests;
    the collector's hook captures the pooled state of the configured layer
-   (``monitor.traffic.capture_states``, the same code path as serving);
+   (``monitor.demo.traffic.capture_states``, the same code path as serving);
 2. a stratified, seeded split: logistic regression (L2, ``C=1``) fitted on the
    training part of the full states gives the reference AUROC on the test part;
 3. the same for each ``k`` with a seeded random basis (mean over ``--seeds``
    seeds) and with a PCA basis fitted on the training states only.
 
 Printed: AUROC of each variant and its difference from the full-state probe
-(negative = cost). Needs ``monitor/reference/checkpoint`` (exit status 2 and
+(negative = cost). Needs ``monitor/reference_vlm/checkpoint`` (exit status 2 and
 a message when it is missing). About a minute on 2 CPU cores with the defaults.
 """
 
@@ -30,7 +30,7 @@ from sklearn.model_selection import train_test_split
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from collectors.projection import Projection  # noqa: E402
+from collectors.probe.projection import Projection  # noqa: E402
 
 
 def probe_auroc(
@@ -81,10 +81,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--layer", type=int, default=None, help="default: config target_layer")
     args = parser.parse_args(argv)
 
-    from monitor.config import load_config
-    from monitor.reference.model import load_reference_model
-    from monitor.reference.shapes import make_samples
-    from monitor.traffic import capture_states
+    from monitor.config.load import load_config
+    from monitor.demo.traffic import capture_states
+    from monitor.reference_vlm.model import load_reference_model
+    from monitor.reference_vlm.shapes import make_samples
 
     rm = load_config(Path(__file__).resolve().parent.parent / "config.yaml").reliability_monitor
     try:

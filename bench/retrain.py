@@ -1,11 +1,11 @@
 """Retrain cost and the AUROC a projection of captured states costs the retrained probe.
 
-Part 1, refit + calibrate (goal, issue 6: <= 60 s for 100,000 x 4,096 states on
+Part 1, refit + calibrate (goal: <= 60 s for 100,000 x 4,096 states on
 2 cores). Synthetic states shaped like a 7B model's residual stream: a rank-64
 latent factor model ``x = z A + 0.5 e`` of width 4,096 (float32, 1.6 GB), with
 correctness drawn from a logistic model on two latent directions. Timed in one
 run: the L2 probe with ``C`` chosen by 3-fold CV (on a 10,000-row subsample)
-and the final L-BFGS fit on all rows (:class:`retrain.probes.L2LogisticProbe`),
+and the final L-BFGS fit on all rows (:class:`retrain.probes.estimators.L2LogisticProbe`),
 then the calibration choice on 20,000 further rows (:mod:`retrain.calibrate`).
 Printed: seconds per stage, the total and its ratio to the 60 s goal, and the
 test AUROC / ECE.
@@ -34,11 +34,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from collectors.projection import Projection  # noqa: E402
+from collectors.probe.projection import Projection  # noqa: E402
+from detectors.calibration.reliability import expected_calibration_error as ece  # noqa: E402
 from retrain.calibrate import choose_calibration  # noqa: E402
 from retrain.challenger import fit_challenger  # noqa: E402
-from retrain.metrics import auroc, ece  # noqa: E402
-from retrain.probes import L2LogisticProbe  # noqa: E402
+from retrain.evaluate import auroc  # noqa: E402
+from retrain.probes.estimators import L2LogisticProbe  # noqa: E402
 
 GOAL_S = 60.0
 
@@ -104,10 +105,10 @@ def projection_cost(x: np.ndarray, y: np.ndarray, dims: list[int], label: str) -
 
 
 def reference_states(n: int) -> tuple[np.ndarray, np.ndarray]:
-    from monitor.config import load_config
-    from monitor.reference.model import load_reference_model
-    from monitor.reference.shapes import make_samples
-    from monitor.traffic import capture_states
+    from monitor.config.load import load_config
+    from monitor.demo.traffic import capture_states
+    from monitor.reference_vlm.model import load_reference_model
+    from monitor.reference_vlm.shapes import make_samples
 
     rm = load_config().reliability_monitor
     model, processor = load_reference_model()

@@ -10,7 +10,7 @@ Public API::
         col.emit(scores, answers)       # never blocks on Kafka
 
 See ``docs/collectors.md``. Names are imported lazily (PEP 562), so
-``import collectors.events`` on the monitoring host does not import torch.
+``import collectors.wire.events`` on the monitoring host does not import torch.
 """
 
 from __future__ import annotations
@@ -19,18 +19,22 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "collectors.calibration": ("IsotonicTable", "TemperatureScaling"),
-    "collectors.collector": ("ReliabilityCollector",),
+    "collectors.probe.calibration": ("IsotonicTable", "TemperatureScaling"),
+    "collectors.generate.collector": ("ReliabilityCollector",),
     "collectors.configure": ("collector_from_config", "emitter_from_config"),
-    "collectors.emitter": ("KafkaEmitter",),
-    "collectors.events": ("EventDecodeError", "LabelEvent", "ScoredEvent", "decode", "encode"),
-    "collectors.gate": ("FALLBACK", "SELF_CONSISTENCY", "SERVE", "RoutingGate"),
-    "collectors.layers": ("LayerResolutionError",),
-    "collectors.probe": ("LinearProbe", "ProbeFileError"),
-    "collectors.projection": ("Projection",),
-    "collectors.registry": ("ArchitectureSpec", "register", "resolve_architecture"),
-    "collectors.score": ("Score",),
-    "collectors.self_consistency": ("SelfConsistency", "canonicalise_answer", "majority_share"),
+    "collectors.transport.emitter": ("KafkaEmitter",),
+    "collectors.wire.events": ("EventDecodeError", "LabelEvent", "ScoredEvent", "decode", "encode"),
+    "collectors.routing.gate": ("FALLBACK", "SELF_CONSISTENCY", "SERVE", "RoutingGate"),
+    "collectors.model.layers": ("LayerResolutionError",),
+    "collectors.probe.linear": ("LinearProbe", "ProbeFileError"),
+    "collectors.probe.projection": ("Projection",),
+    "collectors.model.registry": ("ArchitectureSpec", "register", "resolve_architecture"),
+    "collectors.routing.score": ("Score",),
+    "collectors.routing.self_consistency": (
+        "SelfConsistency",
+        "canonicalise_answer",
+        "majority_share",
+    ),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = sorted(_WHERE)

@@ -1,4 +1,4 @@
-"""Build the serving-side pieces from ``config.yaml`` (``monitor.config.Config``).
+"""Build the serving-side pieces from ``config.yaml`` (``monitor.config.settings.Config``).
 
 The collector package does not import ``monitor``: these functions read the
 config sections by attribute, so any object with the same fields works.
@@ -18,12 +18,12 @@ from typing import Any
 
 from torch import nn
 
-from collectors.collector import ReliabilityCollector
-from collectors.emitter import KafkaEmitter
-from collectors.gate import RoutingGate
-from collectors.probe import LinearProbe
-from collectors.projection import Projection
-from collectors.self_consistency import SelfConsistency
+from collectors.generate.collector import ReliabilityCollector
+from collectors.probe.linear import LinearProbe
+from collectors.probe.projection import Projection
+from collectors.routing.gate import RoutingGate
+from collectors.routing.self_consistency import SelfConsistency
+from collectors.transport.emitter import KafkaEmitter
 
 
 def emitter_from_config(config: Any, **overrides: Any) -> KafkaEmitter:

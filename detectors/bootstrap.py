@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from detectors.binning import uniform_bin_index
-from detectors.reliability import _validate, _weighted_ace
+from detectors.calibration.reliability import _validate, _weighted_ace
+from detectors.scores.binning import uniform_bin_index
 
 METRICS = ("ece", "ace", "mce", "brier")
 
@@ -46,6 +46,32 @@ class Interval:
         return {"estimate": self.estimate, "low": self.low, "high": self.high, "level": self.level}
 
 
+def resample_indices(n: int, n_resamples: int, seed: int) -> NDArray[np.int64]:
+    """Row indices of ``n_resamples`` bootstrap resamples of ``n`` rows.
+
+    Returns
+    -------
+    ndarray of shape (n_resamples, n), int64
+        Draws with replacement; pass the same array to two estimators to pair them.
+    """
+    return np.random.default_rng(seed).integers(0, n, size=(n_resamples, n))
+
+
+def percentile_interval(values: ArrayLike, level: float = 0.95) -> tuple[float, float]:
+    """The ``(1 - level) / 2`` and ``(1 + level) / 2`` quantiles of the finite ``values``.
+
+    The percentile bootstrap interval (Efron and Tibshirani 1993, Ch. 13.3).
+    Non-finite draws (an AUROC of a resample holding one class) are dropped;
+    ``(nan, nan)`` when none is left.
+    """
+    v = np.asarray(values, dtype=np.float64).ravel()
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return (float("nan"), float("nan"))
+    lo, hi = np.quantile(v, [(1.0 - level) / 2.0, (1.0 + level) / 2.0])
+    return (float(lo), float(hi))
+
+
 def calibration_metrics(
     confidence: ArrayLike,
     correct: ArrayLike,
@@ -69,12 +95,12 @@ def calibration_metrics(
     -------
     dict of str -> float
         ``ece``, ``ace``, ``mce``, ``brier``; with unit weights equal to the
-        functions of :mod:`detectors.reliability`.
+        functions of :mod:`detectors.calibration.reliability`.
 
     Raises
     ------
     ValueError
-        As :func:`detectors.reliability.reliability_diagram`.
+        As :func:`detectors.calibration.reliability.reliability_diagram`.
     """
     conf, y = _validate(confidence, correct, n_bins)
     w = np.ones(conf.size) if weights is None else np.asarray(weights, dtype=np.float64)
@@ -128,14 +154,9 @@ def bootstrap_calibration(
         w = np.bincount(rng.integers(0, n, size=n), minlength=n).astype(np.float64)
         for name, value in prepared.metrics(w).items():
             draws[name][b] = value
-    lo_q, hi_q = (1.0 - level) / 2.0, (1.0 + level) / 2.0
+    bounds = {name: percentile_interval(draws[name], level) for name in METRICS}
     return {
-        name: Interval(
-            estimate=point[name],
-            low=float(np.quantile(draws[name], lo_q)),
-            high=float(np.quantile(draws[name], hi_q)),
-            level=float(level),
-        )
+        name: Interval(point[name], bounds[name][0], bounds[name][1], float(level))
         for name in METRICS
     }
 

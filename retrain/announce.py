@@ -5,7 +5,7 @@ The message value is UTF-8 JSON::
     {"type": "probe_promoted", "version": "v3", "previous": "v2",
      "registry": "/path/to/registry", "model_id": "...", "ts": 1700000000.0, ...}
 
-keyed by the version. Collectors (:mod:`collectors.reload`) read it to reload
+keyed by the version. Collectors (:mod:`collectors.probe.reload`) read it to reload
 at once instead of waiting for their next poll of the registry pointer; the
 pointer stays the source of truth, so a lost announcement only delays a switch.
 """
@@ -16,11 +16,11 @@ import json
 import logging
 from typing import Any
 
-from collectors.kafka_client import close_producer, new_kafka_client
-from collectors.reload import MESSAGE_TYPE
+from collectors.probe.registry import PROMOTED
+from collectors.transport.kafka_client import close_producer, new_kafka_client
 
 log = logging.getLogger(__name__)
-__all__ = ["MESSAGE_TYPE", "announce_promotion"]
+__all__ = ["PROMOTED", "announce_promotion"]
 
 
 def announce_promotion(

@@ -19,13 +19,39 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.optimize import minimize_scalar
 from sklearn.model_selection import StratifiedKFold
 
-from collectors.calibration import IsotonicTable, TemperatureScaling
-from retrain.fit import fit_temperature
-from retrain.metrics import ece
+from collectors.probe.calibration import IsotonicTable, TemperatureScaling
+from detectors.calibration.reliability import expected_calibration_error as ece
 
 METHODS = ("auto", "temperature", "isotonic")
+
+
+def fit_temperature(logits: np.ndarray, correct: np.ndarray) -> float:
+    """Temperature ``T`` minimising the NLL of ``sigmoid(logits / T)``.
+
+    Parameters
+    ----------
+    logits : ndarray of shape (n_samples,)
+        Raw probe logits on a calibration split disjoint from the fitting split.
+    correct : ndarray of shape (n_samples,), bool
+
+    Returns
+    -------
+    float
+        ``T`` in ``[0.05, 20]``.
+    """
+    z = np.asarray(logits, dtype=np.float64)
+    y = np.asarray(correct, dtype=np.float64)
+
+    def nll(log_t: float) -> float:
+        s = z / np.exp(log_t)
+        # log(1 + exp(-s)) for y=1, log(1 + exp(s)) for y=0, computed stably
+        return float(np.mean(np.logaddexp(0.0, -s) * y + np.logaddexp(0.0, s) * (1 - y)))
+
+    res = minimize_scalar(nll, bounds=(np.log(0.05), np.log(20.0)), method="bounded")
+    return float(np.exp(res.x))
 
 
 def _fit(method: str, logits: np.ndarray, y: np.ndarray) -> TemperatureScaling | IsotonicTable:

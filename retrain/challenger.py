@@ -19,19 +19,24 @@ from dataclasses import dataclass, field
 import numpy as np
 from sklearn.model_selection import train_test_split
 
-from collectors.probe import LinearProbe
-from collectors.projection import Projection
+from collectors.probe.linear import LinearProbe
+from collectors.probe.projection import Projection
+from detectors.bootstrap import resample_indices
 from retrain.calibrate import CalibrationChoice, choose_calibration
-from retrain.metrics import Evaluation, bootstrap_indices, evaluate, paired_auroc_difference
-from retrain.probes import L1SparseProbe, L2LogisticProbe, Probe
-from retrain.stacked import StackedProbe
-from retrain.torch_probe import NormLinearProbe
+from retrain.evaluate import Evaluation, evaluate, paired_auroc_difference
+from retrain.probes.estimators import L1SparseProbe, L2LogisticProbe, Probe
+from retrain.probes.stacked import StackedProbe
+from retrain.probes.torch_probe import NormLinearProbe
 
 PROBE_KINDS = ("l2", "l1", "layernorm_linear")
 
 
-def make_probe(kind: str, layers: tuple[int, ...] | None = None, seed: int = 0) -> Probe:
+def make_probe(
+    kind: str, layers: tuple[int, ...] | None = None, seed: int = 0, dropout: float = 0.1
+) -> Probe:
     """A fresh probe of ``kind`` (stacked over ``layers`` when more than one).
+
+    ``dropout`` is the LayerNorm+Linear probe's (``kind="layernorm_linear"``).
 
     Raises
     ------
@@ -43,7 +48,7 @@ def make_probe(kind: str, layers: tuple[int, ...] | None = None, seed: int = 0) 
     elif kind == "l1":
         base = L1SparseProbe(seed=seed)
     elif kind == "layernorm_linear":
-        base = NormLinearProbe(seed=seed)
+        base = NormLinearProbe(dropout=dropout, seed=seed)
     else:
         raise ValueError(f"unknown probe kind {kind!r}; expected one of {PROBE_KINDS}")
     return StackedProbe(layers, base) if layers is not None and len(layers) > 1 else base
@@ -88,6 +93,7 @@ def fit_challenger(
     projection: Projection | None = None,
     seed: int = 0,
     metadata: dict | None = None,
+    dropout: float = 0.1,
 ) -> tuple[LinearProbe, CalibrationChoice, Probe]:
     """Fit a probe on the train split and its calibration on the disjoint calibration split.
 
@@ -105,7 +111,7 @@ def fit_challenger(
     fitted : Probe
         The fitted probe in the states' own space.
     """
-    fitted = make_probe(kind, layers, seed).fit(x_train, y_train)
+    fitted = make_probe(kind, layers, seed, dropout).fit(x_train, y_train)
     choice = choose_calibration(
         fitted.decision_function(x_cal), y_cal, method=calibration, seed=seed
     )
@@ -156,7 +162,7 @@ def decide(
     correct : ndarray of shape (n_test,), bool
     """
     y = np.asarray(correct, dtype=bool)
-    boot = bootstrap_indices(len(y), n_resamples, seed)
+    boot = resample_indices(len(y), n_resamples, seed)
     chall = evaluate(challenger_conf, y, n_bins=n_bins, resamples=boot)
     rules = {"above_chance": bool(chall.auroc_ci[0] > 0.5)}
     if champion_conf is None:

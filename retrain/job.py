@@ -1,14 +1,15 @@
-"""The champion/challenger retrain job.
+"""The champion/challenger retrain job, on arrays.
 
-1. read labelled states of a window from DuckDB (:mod:`retrain.data`);
+1. take the labelled states of a window (:class:`retrain.dataset.LabelledStates`;
+   the daemon reads them from DuckDB in :mod:`monitor.retraining.job`);
 2. stratified train / calibrate / test split (disjoint);
 3. fit the challenger on train, its calibration on calibrate (:mod:`retrain.challenger`);
 4. score challenger and champion on the same test rows, decide (AUROC, ECE,
    Brier, bootstrap intervals);
 5. publish the challenger in the registry (atomically), promote it if the rule
-   holds, record it in the store's ``probes`` table and announce it on the
-   control topic; collectors switch at their next request boundary
-   (:mod:`collectors.reload`).
+   holds, hand the outcome to ``record`` (the daemon writes its ``probes``
+   table) and announce it on the control topic; collectors switch at their next request boundary
+   (:mod:`collectors.probe.reload`).
 
 Where the stored states are projected (``logging.projection_dims``), the
 challenger is fitted in the projected space and the projection is folded into
@@ -26,9 +27,10 @@ from typing import Any
 
 import numpy as np
 
-from collectors.probe import LinearProbe, ProbeFileError
+from collectors.probe.linear import LinearProbe, ProbeFileError
+from collectors.probe.registry import PROMOTED
 from retrain.challenger import Decision, decide, fit_challenger, split_indices
-from retrain.data import read_labelled_states
+from retrain.dataset import LabelledStates
 from retrain.registry import ProbeRegistry
 
 log = logging.getLogger(__name__)
@@ -50,6 +52,7 @@ class RetrainSettings:
     n_bins: int = 15
     seed: int = 0
     model_id: str | None = None
+    dropout: float = 0.1
 
 
 @dataclass(frozen=True)
@@ -122,25 +125,30 @@ def _champion_scores(
     )
 
 
-def run_retrain(
-    store: Any,
+def champion_challenger(
+    data: LabelledStates,
     registry: ProbeRegistry,
     window: tuple[float, float],
     settings: RetrainSettings,
     *,
     announce: Callable[[dict[str, Any]], object] | None = None,
+    record: Callable[[LinearProbe, str, str, dict[str, Any]], object] | None = None,
 ) -> RetrainOutcome:
     """Run one champion/challenger round on the labelled states of ``window``.
 
     Parameters
     ----------
-    store : monitor.store.Store
+    data : LabelledStates
+        The window's labelled states, in time order.
     registry : ProbeRegistry
     window : (float, float)
-        ``start <= ts < end``, seconds since the Unix epoch.
+        ``start <= ts < end``, seconds since the Unix epoch (recorded in the probe).
     settings : RetrainSettings
     announce : callable, optional
         Called with the promotion message (see :mod:`retrain.announce`).
+    record : callable, optional
+        Called as ``record(probe, path, status, metrics)`` for every published
+        challenger; ``status`` is ``"champion"`` or ``"rejected"``.
 
     Returns
     -------
@@ -148,7 +156,6 @@ def run_retrain(
         ``"skipped"`` (too few samples, unreadable champion), ``"rejected"``
         (challenger published, not promoted) or ``"promoted"``.
     """
-    data = read_labelled_states(store, window[0], window[1], settings.model_id)
     n = len(data)
     base = {"window": window, "n_samples": n}
     if n < settings.min_samples:
@@ -176,6 +183,7 @@ def run_retrain(
         x[train], y[train], x[cal], y[cal],
         kind=settings.kind, layer=layer, layers=layers, pooling=pooling, version=version,
         calibration=settings.calibration, projection=projection, seed=settings.seed,
+        dropout=settings.dropout,
         metadata={
             "training_window": list(window),
             "n_train": int(len(train)),
@@ -202,10 +210,11 @@ def run_retrain(
     status = "promoted" if decision.promote else "rejected"
     if decision.promote:
         registry.promote(version, reason=decision.reason)
-    _record(store, probe, settings, path, status, decision)
+    if record is not None:
+        record(probe, str(path), "champion" if decision.promote else "rejected", _metrics(decision))
     if decision.promote and announce is not None:
         announce({
-            "type": "probe_promoted",
+            "type": PROMOTED,
             "version": version,
             "previous": None if champion is None else champion.version,
             "registry": str(registry.root),
@@ -223,16 +232,8 @@ def run_retrain(
     return outcome
 
 
-def _record(
-    store: Any, probe: LinearProbe, s: RetrainSettings, path: Any, status: str, d: Decision
-) -> None:
-    record = getattr(store, "record_probe", None)
-    if record is None:
-        return
+def _metrics(d: Decision) -> dict[str, Any]:
     metrics = {"challenger": d.challenger.as_dict(), "rules": d.rules}
     if d.champion is not None:
         metrics["champion"] = d.champion.as_dict()
-    record(
-        probe.version, s.model_id or "", probe.layer, probe.pooling, probe.hidden_dim,
-        str(path), status="champion" if status == "promoted" else "rejected", metrics=metrics,
-    )  # fmt: skip
+    return metrics

@@ -14,25 +14,21 @@ directory is assembled under ``versions/.tmp-*`` and renamed as a whole; the
 champion pointer is replaced last. A crash at any point therefore leaves the
 previous pointer naming a complete, verified version. The pointer carries the
 SHA-256 of both files, so a probe file changed or truncated after promotion is
-refused at load (:class:`collectors.probe.ProbeFileError`).
+refused at load (:class:`collectors.probe.linear.ProbeFileError`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import re
 import shutil
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from collectors.probe import LinearProbe, ProbeFileError
-
-FILES = ("probe.safetensors", "probe.json")
-_VERSION = re.compile(r"^v(\d+)$")
+from collectors.probe.linear import LinearProbe
+from collectors.probe.registry import FILES, VERSION_PATTERN, ProbeRegistryReader, sha256_of
 
 
 def fsync_dir(path: Path) -> None:
@@ -69,12 +65,8 @@ def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write_bytes(path, json.dumps(obj, indent=2, sort_keys=True).encode())
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-class ProbeRegistry:
-    """Probe versions and the champion pointer under ``root``.
+class ProbeRegistry(ProbeRegistryReader):
+    """Probe versions and the champion pointer under ``root``, with the write side.
 
     Parameters
     ----------
@@ -82,24 +74,7 @@ class ProbeRegistry:
         Created on first write.
     """
 
-    def __init__(self, root: str | Path) -> None:
-        self.root = Path(root)
-        self.versions_dir = self.root / "versions"
-        self.pointer = self.root / "champion.json"
-        self.state_path = self.root / "state.json"
-
     # -- versions ------------------------------------------------------------
-    def versions(self) -> list[str]:
-        """Complete versions, oldest first (temporary directories are ignored)."""
-        if not self.versions_dir.is_dir():
-            return []
-        found = [
-            p.name
-            for p in self.versions_dir.iterdir()
-            if _VERSION.match(p.name) and all((p / f).is_file() for f in FILES)
-        ]
-        return sorted(found, key=lambda v: int(v[1:]))
-
     def next_version(self) -> str:
         """``v<N+1>`` after the highest version directory (complete or not)."""
         numbers = [0]
@@ -107,7 +82,7 @@ class ProbeRegistry:
             numbers += [
                 int(m.group(1))
                 for p in self.versions_dir.iterdir()
-                if (m := _VERSION.match(p.name))
+                if (m := VERSION_PATTERN.match(p.name))
             ]
         return f"v{max(numbers) + 1}"
 
@@ -119,7 +94,7 @@ class ProbeRegistry:
         FileExistsError
             That version exists already (versions are immutable).
         """
-        if not _VERSION.match(probe.version):
+        if not VERSION_PATTERN.match(probe.version):
             raise ValueError(f"registry versions look like 'v<N>', got {probe.version!r}")
         target = self.versions_dir / probe.version
         if target.exists():
@@ -139,63 +114,7 @@ class ProbeRegistry:
         fsync_dir(self.versions_dir)
         return target
 
-    def load(self, version: str, sha256: dict[str, str] | None = None) -> LinearProbe:
-        """Load one version; verify file digests when given.
-
-        Raises
-        ------
-        ProbeFileError
-            Missing, corrupt, pickle payload, or a digest mismatch.
-        """
-        directory = self.versions_dir / version
-        if sha256:
-            for name, digest in sha256.items():
-                try:
-                    actual = _sha256(directory / name)
-                except OSError as exc:
-                    raise ProbeFileError(f"probe {version}: cannot read {name}: {exc}") from exc
-                if actual != digest:
-                    raise ProbeFileError(f"probe {version}: {name} does not match its SHA-256")
-        probe = LinearProbe.load(directory / "probe.json")
-        if probe.version != version:
-            raise ProbeFileError(f"{directory} holds version {probe.version!r}, not {version!r}")
-        return probe
-
     # -- champion ------------------------------------------------------------
-    def read_pointer(self) -> dict[str, Any] | None:
-        """The champion pointer, or ``None`` when no version was promoted.
-
-        Raises
-        ------
-        ProbeFileError
-            The pointer file is unreadable or not the expected JSON.
-        """
-        try:
-            data = json.loads(self.pointer.read_text())
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError) as exc:
-            raise ProbeFileError(f"champion pointer {self.pointer} unreadable: {exc}") from exc
-        if not isinstance(data, dict) or not isinstance(data.get("version"), str):
-            raise ProbeFileError(f"champion pointer {self.pointer} has no version")
-        return data
-
-    def champion_version(self) -> str | None:
-        pointer = self.read_pointer()
-        return None if pointer is None else pointer["version"]
-
-    def champion(self) -> LinearProbe | None:
-        """The champion probe, verified against the pointer's digests; ``None`` if none.
-
-        Raises
-        ------
-        ProbeFileError
-        """
-        pointer = self.read_pointer()
-        if pointer is None:
-            return None
-        return self.load(pointer["version"], pointer.get("sha256"))
-
     def promote(self, version: str, reason: str = "") -> dict[str, Any]:
         """Point the champion at ``version`` (which must load); return the new pointer.
 
@@ -208,7 +127,7 @@ class ProbeRegistry:
         self.load(version)  # refuse to point at something that does not load
         pointer = {
             "version": version,
-            "sha256": {name: _sha256(directory / name) for name in FILES},
+            "sha256": {name: sha256_of(directory / name) for name in FILES},
             "ts": time.time(),
             "previous": self.champion_version() if self.pointer.exists() else None,
             "reason": reason,

@@ -20,8 +20,8 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from retrain.metrics import auroc
-from retrain.probes import check_xy
+from retrain.evaluate import auroc
+from retrain.probes.estimators import check_xy
 
 
 @dataclass(frozen=True)
@@ -159,35 +159,3 @@ def plot_sweep(result: SweepResult, path: str | Path, title: str = "Probe AUROC 
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
-
-
-def capture_all_layers(
-    model: object, processor: object, samples: Sequence, *, pooling: str, batch_size: int = 128
-) -> tuple[dict[int, np.ndarray], np.ndarray]:
-    """Pooled states of every decoder layer in one pass, with answer correctness.
-
-    Uses the serving hook (a stacked all-zero probe over every layer, state
-    capture on), so the sweep reads exactly what a collector would.
-
-    Returns
-    -------
-    states : dict of int to ndarray of shape (n_samples, hidden_dim)
-    correct : ndarray of shape (n_samples,), bool
-    """
-    from collectors.collector import ReliabilityCollector
-    from collectors.probe import LinearProbe
-    from collectors.registry import resolve_architecture
-    from monitor.reference.model import answer_batch
-
-    n_layers = len(resolve_architecture(model).layers)
-    width = model.config.get_text_config().hidden_size
-    layers = tuple(range(n_layers))
-    blank = LinearProbe(
-        weight=np.zeros(width * n_layers), bias=0.0, layers=layers, pooling=pooling, version="sweep"
-    )
-    with ReliabilityCollector(model, blank, capture_states=True) as col:
-        answers = answer_batch(model, processor, samples, batch_size=batch_size)
-        scores = col.collect()
-    stacked = np.stack([s.state for s in scores])  # [n, n_layers * width]
-    correct = np.array([a == s.answer for a, s in zip(answers, samples)])
-    return {i: stacked[:, i * width : (i + 1) * width] for i in layers}, correct

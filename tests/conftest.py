@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from collectors.events import LabelEvent, ScoredEvent
-from monitor.broker import EmbeddedBroker
-from monitor.store import Store
+from collectors.wire.events import LabelEvent, ScoredEvent
+from monitor.service.broker import EmbeddedBroker
+from monitor.store.database import Store
 
 _counter = itertools.count()
 

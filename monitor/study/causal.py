@@ -22,7 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from collectors.registry import resolve_architecture
+from collectors.model.registry import resolve_architecture
+from detectors.bootstrap import percentile_interval, resample_indices
 from monitor.study.datasets import Item
 from monitor.study.signals import gold_token
 
@@ -48,8 +49,7 @@ def paired_delta(
         Correctness of the same examples without and with the intervention.
     """
     d = edited.astype(np.float64) - base.astype(np.float64)
-    idx = np.random.default_rng(seed).integers(0, len(d), size=(n_resamples, len(d)))
-    lo, hi = np.quantile(d[idx].mean(1), [0.025, 0.975])
+    lo, hi = percentile_interval(d[resample_indices(len(d), n_resamples, seed)].mean(1))
     return 100 * float(d.mean()), (100 * float(lo), 100 * float(hi))
 
 

@@ -1,6 +1,6 @@
 """Study datasets: the bundled shapes benchmark, POPE JSON Lines, a generic JSON Lines format.
 
-- shapes: :func:`monitor.reference.shapes.make_samples`, in distribution or shifted.
+- shapes: :func:`monitor.reference_vlm.shapes.make_samples`, in distribution or shifted.
 - POPE (Li et al. 2023): one JSON object per line with ``question_id``, ``image``
   (a file name inside a local COCO image directory), ``text`` (the question) and
   ``label`` (``"yes"`` / ``"no"``).
@@ -28,7 +28,7 @@ class Item:
 
 def load_shapes(n: int, seed: int = 0, shift: str | None = None) -> list[Item]:
     """``n`` shapes-benchmark items (``shift``: None or one of ``shapes.SHIFTS``)."""
-    from monitor.reference.shapes import make_samples
+    from monitor.reference_vlm.shapes import make_samples
 
     return [Item(s.image, s.question, s.answer) for s in make_samples(n, seed=seed, shift=shift)]
 

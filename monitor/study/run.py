@@ -20,15 +20,15 @@ import numpy as np
 import torch
 from sklearn.model_selection import train_test_split
 
-from collectors.registry import resolve_architecture
-from collectors.self_consistency import SelfConsistency
+from collectors.model.registry import resolve_architecture
+from collectors.routing.self_consistency import SelfConsistency
 from monitor.study.causal import Effect, neuron_ablation, patch_masking
 from monitor.study.datasets import Item
 from monitor.study.signals import Signals, collect_signals
 from monitor.study.stats import SignalStats, signal_stats
-from retrain.metrics import auroc
-from retrain.probes import L1SparseProbe, L2LogisticProbe
-from retrain.stacked import StackedProbe, last_layers
+from retrain.evaluate import auroc
+from retrain.probes.estimators import L1SparseProbe, L2LogisticProbe
+from retrain.probes.stacked import StackedProbe, last_layers
 
 
 @dataclass(frozen=True)

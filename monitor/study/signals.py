@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from collectors.registry import resolve_architecture
+from collectors.model.registry import resolve_architecture
 from monitor.study.attention import patch_grid, secondary_components, spatial_entropy
 from monitor.study.datasets import Item
 

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import pointbiserialr
 
-from retrain.metrics import auroc, auroc_rows, bootstrap_indices
+from detectors.bootstrap import percentile_interval, resample_indices
+from retrain.evaluate import auroc, auroc_rows
 
 
 @dataclass(frozen=True)
@@ -24,14 +25,6 @@ class SignalStats:
     auroc_ci: tuple[float, float]
     r_pb: float
     r_pb_ci: tuple[float, float]
-
-
-def _interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float]:
-    v = values[np.isfinite(values)]
-    if v.size == 0:
-        return (float("nan"), float("nan"))
-    lo, hi = np.quantile(v, [(1 - level) / 2, (1 + level) / 2])
-    return (float(lo), float(hi))
 
 
 def _pb_rows(score: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -73,14 +66,14 @@ def signal_stats(
             f"need equal 1-d score and correct with >= 2 samples and n_resamples >= 1; "
             f"got {s.shape}, {y.shape}, {n_resamples}"
         )
-    idx = bootstrap_indices(len(s), n_resamples, seed)  # [n_resamples, n]
+    idx = resample_indices(len(s), n_resamples, seed)  # [n_resamples, n]
     sb, yb = s[idx], y[idx]
     constant = np.ptp(s) == 0 or y.all() or not y.any()
     r = float("nan") if constant else float(pointbiserialr(y, s).statistic)
     return SignalStats(
         n=int(len(s)),
         auroc=auroc(s, y),
-        auroc_ci=_interval(auroc_rows(sb, yb)),
+        auroc_ci=percentile_interval(auroc_rows(sb, yb)),
         r_pb=r,
-        r_pb_ci=_interval(_pb_rows(sb, yb.astype(np.float64))),
+        r_pb_ci=percentile_interval(_pb_rows(sb, yb.astype(np.float64))),
     )

@@ -1,8 +1,8 @@
 import numpy as np
 
 from collectors import collector_from_config, emitter_from_config
-from collectors.probe import LinearProbe
-from monitor.config import parse_config
+from collectors.probe.linear import LinearProbe
+from monitor.config.load import parse_config
 
 
 def test_collector_and_emitter_from_config(tiny_llava, tmp_path):

@@ -8,10 +8,10 @@ import doctest
 import numpy as np
 import pytest
 
-import detectors.calibration
-import detectors.kl
+import detectors.calibration.calibration_error
+import detectors.scores.kl
 from detectors.base import DetectorResult, as_binary, as_probability
-from detectors.kl import KLDivergence
+from detectors.scores.kl import KLDivergence
 
 
 def _result(**overrides) -> DetectorResult:
@@ -88,7 +88,7 @@ def test_input_helpers():
         as_probability([0.5, 1.5, -1.0], "conf")
 
 
-@pytest.mark.parametrize("module", [detectors.kl, detectors.calibration])
+@pytest.mark.parametrize("module", [detectors.scores.kl, detectors.calibration.calibration_error])
 def test_doctests(module):
     failures, tried = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert tried > 0 and failures == 0

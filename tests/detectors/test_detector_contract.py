@@ -21,14 +21,14 @@ import pytest
 
 import detectors
 from detectors.base import Detector, DetectorResult, NotFittedError
-from detectors.calibration import CalibrationError
-from detectors.domain_classifier import DomainClassifierAUROC
-from detectors.js import JensenShannonDistance
-from detectors.kl import KLDivergence
-from detectors.ks import KolmogorovSmirnov
-from detectors.label_free import EstimatedAccuracyDrop
-from detectors.mmd import MaximumMeanDiscrepancy
-from detectors.psi import PopulationStabilityIndex
+from detectors.calibration.calibration_error import CalibrationError
+from detectors.calibration.label_free import EstimatedAccuracyDrop
+from detectors.scores.js import JensenShannonDistance
+from detectors.scores.kl import KLDivergence
+from detectors.scores.ks import KolmogorovSmirnov
+from detectors.scores.psi import PopulationStabilityIndex
+from detectors.states.domain_classifier import DomainClassifierAUROC
+from detectors.states.mmd import MaximumMeanDiscrepancy
 
 Args = tuple[Any, ...]
 

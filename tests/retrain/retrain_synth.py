@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from collectors.events import LabelEvent, ScoredEvent
+from collectors.wire.events import LabelEvent, ScoredEvent
 
 DIM, T0 = 16, 1_700_000_000.0
 DIRECTION = np.random.default_rng(42).normal(size=DIM)

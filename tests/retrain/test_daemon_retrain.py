@@ -5,7 +5,7 @@ import time
 from retrain_synth import fill, synth
 from test_triggers import alert, config
 
-from monitor.daemon import MonitorDaemon
+from monitor.service.daemon import MonitorDaemon
 from retrain.registry import ProbeRegistry
 
 

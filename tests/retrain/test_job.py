@@ -9,11 +9,12 @@ import pytest
 from retrain_synth import DIM, T0, fill, synth
 from sklearn.metrics import roc_auc_score
 
-from collectors.probe import LinearProbe
-from collectors.projection import Projection
+from collectors.probe.linear import LinearProbe
+from collectors.probe.projection import Projection
+from monitor.retraining.job import run_retrain
+from monitor.store.labelled import read_labelled_states
 from retrain.challenger import decide, fit_challenger, split_indices
-from retrain.data import read_labelled_states
-from retrain.job import RetrainSettings, run_retrain
+from retrain.job import RetrainSettings
 from retrain.registry import ProbeRegistry
 
 

@@ -4,13 +4,13 @@ import numpy as np
 import pytest
 from sklearn.exceptions import NotFittedError
 
-from collectors.calibration import IsotonicTable, TemperatureScaling
-from collectors.probe import LinearProbe
+from collectors.probe.calibration import IsotonicTable, TemperatureScaling
+from collectors.probe.linear import LinearProbe
 from retrain.calibrate import choose_calibration
-from retrain.metrics import auroc
-from retrain.probes import L1SparseProbe, L2LogisticProbe
-from retrain.stacked import StackedProbe, last_layers
-from retrain.torch_probe import NormLinearProbe
+from retrain.evaluate import auroc
+from retrain.probes.estimators import L1SparseProbe, L2LogisticProbe
+from retrain.probes.stacked import StackedProbe, last_layers
+from retrain.probes.torch_probe import NormLinearProbe
 
 rng = np.random.default_rng(0)
 N, D = 1500, 24

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from collectors.probe import LinearProbe, ProbeFileError
+from collectors.probe.linear import LinearProbe, ProbeFileError
 from retrain import registry as registry_module
 from retrain.registry import ProbeRegistry
 
@@ -70,7 +70,7 @@ def test_failure_between_write_and_rename_leaves_the_old_champion(tmp_path, monk
 _WRITER = textwrap.dedent(
     """
     import sys, numpy as np
-    from collectors.probe import LinearProbe
+    from collectors.probe.linear import LinearProbe
     from retrain.registry import ProbeRegistry
     reg = ProbeRegistry(sys.argv[1])
     rng = np.random.default_rng(0)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from monitor.cli import app
+from monitor.cli.app import app
 from retrain.sweep import layer_sweep, plateau_layer, plot_sweep
 
 rng = np.random.default_rng(0)

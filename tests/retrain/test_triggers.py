@@ -4,11 +4,11 @@ import numpy as np
 from retrain_synth import T0, fill, synth
 from typer.testing import CliRunner
 
-from monitor.alerts import Alert
-from monitor.cli import app
-from monitor.config import parse_config
+from monitor.alerts.dispatch import Alert
+from monitor.cli.app import app
+from monitor.config.load import parse_config
+from monitor.retraining.triggers import maybe_retrain_on_alert, maybe_retrain_scheduled, retrain_now
 from retrain.registry import ProbeRegistry
-from retrain.triggers import maybe_retrain_on_alert, maybe_retrain_scheduled, retrain_now
 
 NOW = T0 + 10_000
 
@@ -70,7 +70,7 @@ def test_minimum_sample_size_skips_without_starting_the_cooldown(tmp_store, tmp_
 
 
 def test_cli_retrain_reports_the_outcome(tmp_path):
-    from monitor.store import Store
+    from monitor.store.database import Store
 
     with Store(tmp_path / "m.duckdb") as store:
         x, y = synth(800, 0)

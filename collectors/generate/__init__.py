@@ -1,0 +1,1 @@
+"""The collector under transformers' ``generate``: prefill detection, hooks, the collector."""

@@ -1,0 +1,1 @@
+"""Engine-neutral model knowledge: architecture registry, decoder layers, pooling."""

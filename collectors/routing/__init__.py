@@ -1,0 +1,1 @@
+"""What happens to a scored request: the routing gate, self-consistency, the score record."""

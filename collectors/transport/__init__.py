@@ -1,0 +1,1 @@
+"""Getting events out of the serving process without blocking it: Kafka emitter, spill file."""

@@ -1,0 +1,1 @@
+"""Calibration on labelled events (ECE, MCE, Brier) and label-free accuracy estimates."""

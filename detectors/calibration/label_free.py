@@ -1,0 +1,235 @@
+"""Label-free accuracy estimate from the calibrated confidence (CBPE-style).
+
+If the probe is calibrated, :math:`P(\\text{correct} \\mid c) = c` (Guo et al. 2017,
+Sec. 2), so the expected accuracy of a window is the mean calibrated confidence,
+:math:`\\widehat{\\mathrm{acc}} = \\frac1n \\sum_i c_i`: the idea of NannyML's
+confidence-based performance estimation (CBPE), here with the probe's
+confidence that the *answer* is right. The number of correct answers is then a
+Poisson-binomial variable with variance :math:`\\sum_i c_i (1 - c_i)`, which gives
+the estimate's standard error :math:`\\sqrt{\\sum_i c_i(1-c_i)} / n` and a normal
+interval.
+
+Once labels arrive, the labelled accuracy is shown beside it, with a Wilson
+score interval (Wilson 1927), and the estimate's error on the same labelled
+events, ``estimated - labelled``. A large error means the calibration itself has
+drifted: the estimate is only as good as the calibration (see
+:class:`detectors.calibration.calibration_error.CalibrationError`).
+
+Decision: the statistic is the *drop* of the estimated accuracy from the
+reference window's, in probability units (negative when accuracy rose); drift
+when it exceeds ``threshold``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numpy.typing import ArrayLike
+from scipy.stats import norm
+
+from detectors.base import (
+    Detector,
+    DetectorResult,
+    Window,
+    as_binary,
+    as_probability,
+    insufficient_reason,
+)
+
+
+def estimated_accuracy(confidence: ArrayLike, level: float = 0.95) -> tuple[float, float, float]:
+    """Expected accuracy of a window and its normal interval.
+
+    Parameters
+    ----------
+    confidence : array-like of shape (n_samples,)
+        Calibrated probabilities that each answer is correct; not empty.
+    level : float, default 0.95
+        Coverage of the interval.
+
+    Returns
+    -------
+    estimate, low, high : float
+        Mean confidence and ``estimate -/+ z * sqrt(sum c (1 - c)) / n``, clipped to [0, 1].
+
+    Raises
+    ------
+    ValueError
+        Empty input, or a value outside [0, 1].
+    """
+    c = as_probability(confidence, "confidence")
+    if c.size == 0:
+        raise ValueError("confidence is empty: no events to estimate accuracy from")
+    est = float(c.mean())
+    se = math.sqrt(float(np.sum(c * (1.0 - c)))) / c.size
+    z = float(norm.ppf(0.5 + level / 2.0))
+    return est, max(0.0, est - z * se), min(1.0, est + z * se)
+
+
+def wilson_interval(n_correct: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a binomial proportion (Wilson 1927, Eq. 2).
+
+    Raises
+    ------
+    ValueError
+        ``n < 1`` or ``n_correct`` outside [0, n].
+    """
+    if n < 1 or not 0 <= n_correct <= n:
+        raise ValueError(f"need 0 <= n_correct <= n and n >= 1, got {n_correct}, {n}")
+    z = float(norm.ppf(0.5 + level / 2.0))
+    p = n_correct / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+class EstimatedAccuracyDrop(Detector):
+    """Drop of the label-free accuracy estimate from the reference window's.
+
+    Parameters
+    ----------
+    threshold : float, default 0.05
+        Drift is declared when the estimated accuracy fell by more than this
+        (probability units: 0.05 is five percentage points).
+    confidence_level : float, default 0.95
+        Coverage of the intervals in ``details``.
+    min_samples : int, default 100
+        Fewer events in either window gives an ``insufficient_data`` result.
+
+    Attributes
+    ----------
+    reference_estimate_ : float
+        Estimated accuracy (mean confidence) of the reference window.
+    n_reference_ : int
+        Number of reference events.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> det = EstimatedAccuracyDrop().fit(rng.beta(8, 2, size=2000))
+    >>> round(det.reference_estimate_, 3)
+    0.798
+    >>> conf = rng.beta(5, 3, size=1000)
+    >>> labels = rng.uniform(size=300) < conf[:300]  # calibrated: P(correct) = confidence
+    >>> r = det.score(conf, labelled_confidence=conf[:300], correct=labels)
+    >>> round(r.statistic, 3), r.is_drift, round(r.details["estimated_accuracy"], 3)
+    (0.167, True, 0.631)
+    >>> round(r.details["labelled_accuracy"], 3), round(r.details["estimation_error"], 3)
+    (0.573, 0.053)
+    """
+
+    name = "estimated_accuracy_drop"
+    unit = "probability"
+
+    def __init__(
+        self, threshold: float = 0.05, confidence_level: float = 0.95, min_samples: int = 100
+    ) -> None:
+        self.threshold = threshold
+        self.confidence_level = confidence_level
+        self.min_samples = min_samples
+
+    def fit(self, reference: ArrayLike) -> EstimatedAccuracyDrop:
+        """Estimate the reference window's accuracy from its confidences.
+
+        Parameters
+        ----------
+        reference : array-like of shape (n_samples,)
+            Calibrated confidences of the reference window (probability).
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        ValueError
+            Bad parameters, or confidences outside [0, 1] or not finite.
+        """
+        self._check_params()
+        if not 0.0 < self.confidence_level < 1.0:
+            raise ValueError(f"confidence_level must be in (0, 1), got {self.confidence_level!r}")
+        c = as_probability(reference, "reference")
+        self.reference_estimate_ = float(c.mean()) if c.size else float("nan")
+        self.n_reference_ = int(c.size)
+        return self
+
+    def score(
+        self,
+        current: ArrayLike,
+        window: Window | None = None,
+        labelled_confidence: ArrayLike | None = None,
+        correct: ArrayLike | None = None,
+    ) -> DetectorResult:
+        """Estimated accuracy of the window, its drop, and the labelled accuracy if known.
+
+        Parameters
+        ----------
+        current : array-like of shape (n_samples,)
+            Calibrated confidences of every event in the window.
+        window : tuple of (float, float), optional
+            ``(start, end)`` in epoch seconds.
+        labelled_confidence : array-like of shape (n_labelled,), optional
+            Confidences of the window's labelled events.
+        correct : array-like of shape (n_labelled,), optional
+            Their 0/1 outcomes; given if and only if ``labelled_confidence`` is.
+
+        Returns
+        -------
+        DetectorResult
+            ``statistic`` is ``reference_estimate_ - estimate``; ``details`` holds
+            ``estimated_accuracy``, ``estimated_interval``,
+            ``reference_estimated_accuracy``, ``n_labelled`` and, with labels,
+            ``labelled_accuracy``, ``labelled_interval`` (Wilson),
+            ``estimated_accuracy_on_labelled`` and ``estimation_error``.
+
+        Raises
+        ------
+        NotFittedError
+            ``fit`` was not called.
+        ValueError
+            Confidences outside [0, 1], only one of the labelled arrays, or their
+            shapes differ.
+        """
+        self._check_is_fitted()
+        c = as_probability(current, "current")
+        level = self.confidence_level
+        details: dict = {"reference_estimated_accuracy": self.reference_estimate_}
+        details.update(self._labelled(labelled_confidence, correct, level))
+        reason = insufficient_reason(self.n_reference_, int(c.size), self.min_samples)
+        if reason is not None:
+            return self._result(
+                None, n_current=c.size, window=window, details=details, insufficient_reason=reason
+            )
+        est, low, high = estimated_accuracy(c, level)
+        details.update(estimated_accuracy=est, estimated_interval=(low, high))
+        return self._result(
+            self.reference_estimate_ - est, n_current=c.size, window=window, details=details
+        )
+
+    @staticmethod
+    def _labelled(
+        labelled_confidence: ArrayLike | None, correct: ArrayLike | None, level: float
+    ) -> dict:
+        if (labelled_confidence is None) != (correct is None):
+            raise ValueError("give both labelled_confidence and correct, or neither")
+        if labelled_confidence is None:
+            return {"n_labelled": 0}
+        lc = as_probability(labelled_confidence, "labelled_confidence")
+        y = as_binary(correct, "correct")
+        if lc.shape != y.shape:
+            raise ValueError(
+                f"labelled_confidence and correct must have the same shape, got {lc.shape} "
+                f"and {y.shape}"
+            )
+        if y.size == 0:
+            return {"n_labelled": 0}
+        acc = float(y.mean())
+        on_labelled = float(lc.mean())
+        return {
+            "n_labelled": int(y.size),
+            "labelled_accuracy": acc,
+            "labelled_interval": wilson_interval(int(y.sum()), int(y.size), level),
+            "estimated_accuracy_on_labelled": on_labelled,
+            "estimation_error": on_labelled - acc,
+        }

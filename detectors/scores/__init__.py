@@ -1,0 +1,1 @@
+"""Drift of the confidence / logit distribution: KL divergence, PSI, Jensen-Shannon, KS."""

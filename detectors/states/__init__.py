@@ -1,0 +1,1 @@
+"""Drift of pooled hidden states: MMD and a domain classifier."""

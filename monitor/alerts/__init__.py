@@ -1,0 +1,1 @@
+"""Alerts: from detector results to deduplicated, rate-limited messages on sinks."""

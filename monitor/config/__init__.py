@@ -1,0 +1,1 @@
+"""Configuration: ``config.yaml`` validated with pydantic, durations and schedules."""

@@ -1,0 +1,237 @@
+"""Scoring one subject's window with every detector (used by drift runs and the weekly report).
+
+For a subject (:class:`monitor.store.queries.Subject`), a reference window and a current
+window, :func:`score_window` runs:
+
+- on the calibrated confidence and on the raw probe logit: KL divergence, PSI,
+  Jensen-Shannon distance (bins fixed on the reference: [0, 1] for the
+  confidence, the reference's range for the logit) and the KS test;
+- on the window's labelled events: calibration (ECE, adaptive ECE, MCE, Brier
+  with bootstrap intervals);
+- the label-free accuracy estimate and its drop, with the labelled accuracy;
+- on pooled hidden states, when captured: MMD and the domain-classifier AUROC.
+
+A detector that raises is logged with its traceback and returned as a
+:class:`Failure`; the others still run.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from detectors.base import DetectorResult
+from detectors.calibration.calibration_error import CalibrationError
+from detectors.calibration.label_free import EstimatedAccuracyDrop
+from detectors.scores.js import JensenShannonDistance
+from detectors.scores.kl import KLDivergence
+from detectors.scores.ks import KolmogorovSmirnov
+from detectors.scores.psi import PopulationStabilityIndex
+from detectors.states.domain_classifier import DomainClassifierAUROC
+from detectors.states.mmd import MaximumMeanDiscrepancy
+from monitor.config.settings import Config
+from monitor.store import queries
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Scored:
+    """One detector result with what it was about.
+
+    Attributes
+    ----------
+    subject : Subject
+        Model, probe version and tag.
+    signal : str
+        ``"confidence"``, ``"raw_logit"`` or ``"state"``.
+    result : DetectorResult
+    """
+
+    subject: queries.Subject
+    signal: str
+    result: DetectorResult
+
+    @property
+    def name(self) -> str:
+        """The subject string stored in ``detector_runs``: ``model/probe/tag/signal``."""
+        return f"{self.subject.name}/{self.signal}"
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A detector that raised on a subject.
+
+    Attributes
+    ----------
+    subject : Subject
+    signal : str
+    detector : str
+    error : BaseException
+    """
+
+    subject: queries.Subject
+    signal: str
+    detector: str
+    error: BaseException
+
+    @property
+    def name(self) -> str:
+        """``model/probe/tag/signal``, as :attr:`Scored.name`."""
+        return f"{self.subject.name}/{self.signal}"
+
+
+def score_window(
+    cfg: Config,
+    store: Any,
+    subject: queries.Subject,
+    reference: tuple[float, float],
+    current: tuple[float, float],
+    states: bool = True,
+) -> list[Scored | Failure]:
+    """Run every detector on one subject's current window against its reference window.
+
+    A detector that raises is logged with its traceback and returned as a
+    :class:`Failure`; the others still run. Pooled-state detectors run only with
+    ``states=True`` and when the collector captured states.
+
+    Returns
+    -------
+    list of Scored or Failure
+        In a fixed order: score detectors on ``confidence`` then ``raw_logit``,
+        calibration, label-free accuracy, then MMD and the domain classifier.
+    """
+    mon = cfg.reliability_monitor.monitoring
+    ref, cur = reference, current
+    out: list[Scored | Failure] = []
+
+    def attempt(signal: str, detector: str, compute: Callable[[], DetectorResult | None]) -> None:
+        try:
+            result = compute()
+        except Exception as exc:  # noqa: BLE001 - one detector must not stop the others
+            log.exception("detector %s failed on %s/%s", detector, subject.name, signal)
+            out.append(Failure(subject, signal, detector, exc))
+            return
+        if result is not None:
+            out.append(Scored(subject, signal, result))
+
+    n_min = mon.min_window_events
+    for signal in queries.SCORE_COLUMNS:
+        ref_x = queries.scores(store, subject, *ref, column=signal)
+        cur_x = queries.scores(store, subject, *cur, column=signal)
+        value_range = (0.0, 1.0) if signal == "confidence" else None
+        binned = {
+            KLDivergence: mon.kl_divergence_threshold,
+            PopulationStabilityIndex: mon.psi_threshold,
+            JensenShannonDistance: mon.js_threshold,
+        }
+        shared: dict[str, Any] = {}  # both windows are binned once, for the three divergences
+        for cls, threshold in binned.items():
+            det = cls(
+                threshold=threshold,
+                n_bins=mon.kl_bins,
+                epsilon=mon.kl_epsilon,
+                value_range=value_range,
+                min_samples=n_min,
+            )
+            attempt(
+                signal,
+                cls.name,
+                lambda d=det, r=ref_x, c=cur_x, b=shared: _divergence(d, r, c, cur, b),
+            )
+        ks = KolmogorovSmirnov(alpha=mon.ks_alpha, min_samples=n_min)
+        attempt(signal, ks.name, lambda d=ks, r=ref_x, c=cur_x: d.fit(r).score(c, window=cur))
+
+    ref_conf = queries.scores(store, subject, *ref, column="confidence")
+    cur_conf = queries.scores(store, subject, *cur, column="confidence")
+    cur_lab = queries.labelled(store, subject, *cur)
+    ece = CalibrationError(
+        threshold=mon.ece_threshold,
+        n_bins=mon.ece_bins,
+        min_samples=n_min,
+        n_bootstrap=mon.bootstrap_resamples,
+    )
+    attempt(
+        "confidence",
+        ece.name,
+        lambda: ece.fit(*queries.labelled(store, subject, *ref)).score(*cur_lab, window=cur),
+    )
+    acc = EstimatedAccuracyDrop(threshold=mon.accuracy_drop_threshold, min_samples=n_min)
+    attempt(
+        "confidence",
+        acc.name,
+        lambda: acc.fit(ref_conf).score(
+            cur_conf, window=cur, labelled_confidence=cur_lab[0], correct=cur_lab[1]
+        ),
+    )
+    if states:
+        for det in _state_detectors(cfg):
+            attempt("state", det.name, lambda d=det: _state_result(store, subject, ref, cur, d))
+    return out
+
+
+def _divergence(
+    det: Any, ref_x: Any, cur_x: Any, window: tuple[float, float], shared: dict[str, Any]
+) -> DetectorResult:
+    """Fit and score a histogram detector, binning each window only for the first one."""
+    if not shared:
+        det.fit(ref_x)
+        shared.update(edges=det.bin_edges_, ref=det.reference_counts_, cur=det.bin_counts(cur_x))
+    else:
+        det.fit_counts(shared["ref"], shared["edges"])
+    counts, n_clipped = shared["cur"]
+    return det.score_counts(counts, window=window, n_clipped=n_clipped)
+
+
+def _state_detectors(cfg: Config) -> tuple[Any, ...]:
+    mon = cfg.reliability_monitor.monitoring
+    n_min, limit, k = mon.min_window_events, mon.state_max_samples, mon.state_pca_components
+    return (
+        MaximumMeanDiscrepancy(
+            alpha=mon.mmd_alpha,
+            n_components=k,
+            n_permutations=mon.mmd_permutations,
+            max_samples=limit,
+            random_state=0,
+            min_samples=n_min,
+        ),
+        DomainClassifierAUROC(
+            threshold=mon.domain_auroc_threshold,
+            n_components=k,
+            n_folds=5,
+            max_samples=limit,
+            random_state=0,
+            min_samples=n_min,
+        ),
+    )
+
+
+def _state_result(
+    store: Any,
+    subject: queries.Subject,
+    ref: tuple[float, float],
+    cur: tuple[float, float],
+    det: Any,
+) -> DetectorResult | None:
+    """Fit and score a pooled-state detector; None when no state was captured."""
+    ref_s = queries.states(store, subject, *ref, limit=4 * det.max_samples)
+    cur_s = queries.states(store, subject, *cur, limit=det.max_samples)
+    if ref_s.shape[0] == 0 and cur_s.shape[0] == 0:
+        return None  # the collector does not capture states for this subject
+    if ref_s.shape[0] < max(4, det.min_samples):  # e.g. states captured only after the reference
+        return DetectorResult(
+            detector=det.name,
+            statistic=None,
+            threshold=getattr(det, "threshold", 0.0),
+            is_drift=False,
+            p_value=None,
+            n_reference=ref_s.shape[0],
+            n_current=cur_s.shape[0],
+            window_start=cur[0],
+            window_end=cur[1],
+            insufficient_data=True,
+            details={"reason": f"reference window holds {ref_s.shape[0]} state(s)"},
+        )
+    return det.fit(ref_s).score(cur_s, window=cur)

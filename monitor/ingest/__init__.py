@@ -1,0 +1,1 @@
+"""Kafka -> DuckDB ingest: partition assignment, batch decoding, exactly-once transactions."""

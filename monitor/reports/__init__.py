@@ -1,0 +1,1 @@
+"""Reports: the HTML drift report, the weekly report, plots and the terminal summary."""

@@ -1,0 +1,269 @@
+"""The weekly report: ``vlm-monitor report --week 2026-W47`` and the daemon's weekly job.
+
+For an ISO week (Monday 00:00 UTC to the next Monday) and every subject with
+traffic that week, the report holds:
+
+- the detector results of the week against the subject's reference window
+  (score drift on confidence and raw logit, calibration with bootstrap intervals,
+  label-free accuracy; :func:`monitor.detection.scoring.score_window`);
+- three PNGs (:mod:`monitor.reports.plots`): the week's reliability diagram; the KL
+  divergence of the confidence over time, evaluated each day on the trailing
+  ``detection_window`` (7 days by default, binned in DuckDB) over the week and the
+  three before it; and the daily accuracy, estimated and labelled, over the same
+  four weeks;
+- the week's alerts;
+- evidently's comparison of the score distributions (confidence and raw logit)
+  for the subject with the most traffic.
+
+Files, under ``<reports_dir>/weekly/``: ``<week>.html`` (under 1 MB: evidently's
+JavaScript is linked from ``js/`` and the PNGs are embedded only while they fit),
+and ``<week>/`` holding ``summary.json`` and the PNGs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from detectors.scores.kl import KLDivergence
+from monitor.config.durations import parse_duration
+from monitor.config.settings import Config
+from monitor.detection.scoring import Failure, score_window
+from monitor.reports import plots
+from monitor.reports.weekly_html import alerts_html, section_html, utc
+from monitor.store import alert_queries, queries
+
+DAY = 86400.0
+HISTORY_WEEKS = 4
+"""Weeks shown in the over-time figures (the report week and the ones before it)."""
+PAGE_BUDGET = 1_000_000
+"""The page must stay below this many bytes."""
+_WEEK = re.compile(r"^(\d{4})-W(\d{2})$")
+
+
+def iso_week_bounds(week: str) -> tuple[float, float]:
+    """``(start, end)`` epoch seconds of an ISO week such as ``"2026-W47"`` (UTC).
+
+    Raises
+    ------
+    ValueError
+        Not of the form ``YYYY-Www``, or a week the year does not have.
+    """
+    match = _WEEK.match(week.strip()) if isinstance(week, str) else None
+    if match is None:
+        raise ValueError(f"week must look like 2026-W47, got {week!r}")
+    try:
+        monday = datetime.fromisocalendar(int(match.group(1)), int(match.group(2)), 1)
+    except ValueError as exc:
+        raise ValueError(f"no such ISO week {week!r}: {exc}") from None
+    start = monday.replace(tzinfo=timezone.utc)
+    return start.timestamp(), (start + timedelta(days=7)).timestamp()
+
+
+def week_of(ts: float) -> str:
+    """ISO week label (``"2026-W47"``) of an epoch time."""
+    year, week, _ = datetime.fromtimestamp(ts, tz=timezone.utc).isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+def previous_week(now: float) -> str:
+    """The last complete ISO week before ``now``."""
+    return week_of(iso_week_bounds(week_of(now))[0] - 1.0)
+
+
+@dataclass(frozen=True)
+class WeeklyReport:
+    """Paths written by :func:`write_weekly_report`.
+
+    Attributes
+    ----------
+    html : Path
+        The page.
+    summary : Path
+        The JSON summary.
+    figures : list of Path
+        The PNGs.
+    summary_data : dict
+        What ``summary.json`` holds.
+    """
+
+    html: Path
+    summary: Path
+    figures: list[Path]
+    summary_data: dict[str, Any]
+
+
+def write_weekly_report(
+    cfg: Config, store: Any, week: str, out_dir: str | os.PathLike[str] | None = None
+) -> WeeklyReport:
+    """Compute and write the weekly report (see the module docstring).
+
+    Parameters
+    ----------
+    cfg : Config
+    store : Store
+    week : str
+        ISO week, e.g. ``"2026-W47"``.
+    out_dir : path-like, optional
+        Defaults to ``<reports_dir>/weekly``.
+
+    Returns
+    -------
+    WeeklyReport
+
+    Raises
+    ------
+    ValueError
+        A malformed week, or no events at all in that week.
+    """
+    start, end = iso_week_bounds(week)
+    out = Path(out_dir) if out_dir is not None else cfg.reliability_monitor.store.reports_dir
+    out = out / "weekly" if out_dir is None else out
+    assets = out / week
+    assets.mkdir(parents=True, exist_ok=True)
+    subjects = queries.subjects(store, start, end)
+    if not subjects:
+        raise ValueError(f"no events in week {week} ({utc(start)} to {utc(end)})")
+    sections = [_subject_week(cfg, store, s, start, end, assets) for s in subjects]
+    alerts = [a for a in alert_queries.list_alerts(store, limit=1000, since=start) if a["ts"] < end]
+    summary = {
+        "week": week,
+        "start": start,
+        "end": end,
+        "generated_at": time.time(),
+        "subjects": [s["summary"] for s in sections],
+        "alerts": alerts,
+    }
+    summary_path = assets / "summary.json"
+    summary_path.write_text(json.dumps(_json_safe(summary), indent=2), encoding="utf-8")
+    figures = [p for s in sections for p in s["figures"]]
+    inline = sum(p.stat().st_size for p in figures) * 4 / 3 < PAGE_BUDGET - 400_000
+    body = alerts_html(alerts) + "".join(section_html(s, out, inline) for s in sections)
+    main = max(sections, key=lambda s: s["summary"]["n_events"])
+    from monitor.reports.drift_report import write_html_report  # evidently stays lazy
+
+    page = write_html_report(
+        main["evidently"][0],
+        main["evidently"][1],
+        main["results"],
+        out / f"{week}.html",
+        title=f"vlm-monitor weekly report {week}: {main['summary']['subject']}",
+        extra_html=body,
+    )
+    return WeeklyReport(page, summary_path, figures, summary)
+
+
+def _subject_week(
+    cfg: Config, store: Any, subject: queries.Subject, start: float, end: float, assets: Path
+) -> dict[str, Any]:
+    """Results, daily series, figures and evidently inputs of one subject."""
+    mon = cfg.reliability_monitor.monitoring
+    first = queries.first_ts(store, subject)
+    ref = (first, first + parse_duration(mon.reference_window))
+    scored = score_window(cfg, store, subject, ref, (start, end), states=False)
+    ok = [s for s in scored if not isinstance(s, Failure)]
+    results = [s.result for s in ok]
+    errors = [
+        f"{f.detector} failed on {f.name}: {f.error}" for f in scored if isinstance(f, Failure)
+    ]
+    history = (end - HISTORY_WEEKS * 7 * DAY, end)
+    kl = KLDivergence(
+        threshold=mon.kl_divergence_threshold,
+        n_bins=mon.kl_bins,
+        epsilon=mon.kl_epsilon,
+        value_range=(0.0, 1.0),
+    )
+    kl.min_samples = mon.min_window_events
+    kl.fit(queries.scores(store, subject, *ref, column="confidence"))
+    span = max(1, round(parse_duration(mon.detection_window) / DAY))
+    hist = queries.daily_histograms(
+        store, subject, history[0] - (span - 1) * DAY, history[1], kl.bin_edges_
+    )
+    daily = {d["day_start"]: d for d in queries.daily_stats(store, subject, *history)}
+    days = sorted(daily)
+    kl_daily = {d: _trailing_kl(kl, hist, d, span) for d in days}
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", subject.name.replace("*", "all"))
+    figures = [
+        plots.kl_png(
+            days,
+            [kl_daily.get(d) for d in days],
+            kl.threshold,
+            assets / f"kl-{slug}.png",
+            (start, end),
+        ),
+        plots.accuracy_png(
+            days,
+            [daily[d]["mean_confidence"] for d in days],
+            [daily[d]["labelled_accuracy"] for d in days],
+            assets / f"accuracy-{slug}.png",
+            (start, end),
+        ),
+    ]
+    ece = next((r for r in results if r.detector == "calibration_error"), None)
+    if ece is not None and not ece.insufficient_data:
+        figures.insert(
+            0, plots.reliability_png(ece.details["reliability"], assets / f"rel-{slug}.png")
+        )
+    acc = next((r for r in results if r.detector == "estimated_accuracy_drop"), None)
+    summary = {
+        "subject": subject.name,
+        "reference_window": list(ref),
+        "n_events": sum(d["n_events"] for d in daily.values() if start <= d["day_start"] < end),
+        "results": [{"signal": s.signal, **s.result.as_dict()} for s in ok],
+        "errors": errors,
+        "accuracy": None if acc is None else {k: acc.details.get(k) for k in _ACC_KEYS},
+        "daily": [{**daily[d], "kl_divergence": kl_daily.get(d)} for d in days],
+    }
+    columns = {c: queries.scores(store, subject, *ref, column=c) for c in queries.SCORE_COLUMNS}
+    current = {
+        c: queries.scores(store, subject, start, end, column=c) for c in queries.SCORE_COLUMNS
+    }
+    return {
+        "subject": subject,
+        "results": [s.result for s in ok if s.signal == "confidence"],
+        "all": ok,
+        "summary": summary,
+        "figures": figures,
+        "evidently": (columns, current),
+    }
+
+
+def _trailing_kl(kl: KLDivergence, hist: dict[float, np.ndarray], day: float, span: int):
+    """KL of the ``span`` days ending with ``day`` (the detection window, evaluated daily)."""
+    counts = sum(
+        (hist[d] for d in (day - i * DAY for i in range(span)) if d in hist),
+        np.zeros(kl.n_bins, dtype=np.int64),
+    )
+    return kl.score_counts(counts, window=(day - (span - 1) * DAY, day + DAY)).statistic
+
+
+_ACC_KEYS = (
+    "estimated_accuracy",
+    "estimated_interval",
+    "reference_estimated_accuracy",
+    "n_labelled",
+    "labelled_accuracy",
+    "labelled_interval",
+    "estimation_error",
+)
+
+
+def _json_safe(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return _json_safe(obj.item())
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj

@@ -1,0 +1,1 @@
+"""When and how the daemon retrains: triggers, reading labelled states, recording outcomes."""

@@ -1,0 +1,1 @@
+"""The daemon: scheduler, Prometheus metrics, the embedded broker for local runs."""

@@ -1,0 +1,1 @@
+"""The DuckDB store: schema, migrations, writes, window reads, retention to Parquet."""

@@ -1,0 +1,235 @@
+"""One ingest transaction: Arrow tables in, deduplicated rows and offsets out.
+
+Duplicates are rejected by ``event_id``, first occurrence wins:
+
+- within a batch, by keeping each id's first row;
+- events against stored events by an anti-join restricted to the batch's ``ts``
+  range, which DuckDB answers from the row-group min/max of ``ts`` (the same
+  event always carries the same ``ts``); when the range reaches below the
+  archive's watermark, against the archived day partitions it covers as well.
+  This replaced a primary-key index, which halved insert throughput
+  (``bench/ingest.py``) and could not see the archive;
+- labels and dead letters by their primary keys (``INSERT OR IGNORE``);
+- states follow their events: a state is stored only with a newly stored event.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from collectors.wire.events import LabelEvent, ScoredEvent, pack_state
+from monitor.store.retention import archived_files, days_between
+from monitor.store.schema import (
+    DEAD_SCHEMA,
+    EVENT_SCHEMA,
+    LABEL_SCHEMA,
+    OFFSET_SCHEMA,
+    STATE_SCHEMA,
+    DeadLetter,
+)
+
+
+def fetch_arrow(cursor: Any) -> pa.Table:
+    """The result of an executed DuckDB statement as an Arrow table (DuckDB 1.x and 2.x)."""
+    method = getattr(cursor, "to_arrow_table", None) or cursor.fetch_arrow_table
+    with warnings.catch_warnings():  # 2.x hints at con.sql(); not for INSERT ... RETURNING
+        warnings.simplefilter("ignore", UserWarning)
+        return method()
+
+
+def fetch_batches(cursor: Any, rows_per_batch: int) -> Any:
+    """The result as an iterator of Arrow record batches (DuckDB 1.x and 2.x)."""
+    method = getattr(cursor, "to_arrow_reader", None) or cursor.fetch_record_batch
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return method(rows_per_batch)
+
+
+def _check(rows: list[Any], cls: type, table: str) -> None:
+    bad = next((r for r in rows if not isinstance(r, cls)), None)
+    if bad is not None:
+        raise TypeError(f"{table} must hold {cls.__name__}, got {type(bad).__name__}")
+
+
+def events_to_arrow(events: list[ScoredEvent]) -> tuple[pa.Table, pa.Table]:
+    """Events as (``EVENT_SCHEMA`` table, ``STATE_SCHEMA`` table of those with a state).
+
+    Raises
+    ------
+    TypeError
+        An item is not a :class:`ScoredEvent`.
+    ValueError
+        A state is empty, not 1-D, or not finite.
+    """
+    _check(events, ScoredEvent, "events")
+    cols = {n: [getattr(e, n) for e in events] for n in EVENT_SCHEMA.names}
+    with_state = [e for e in events if e.state is not None]
+    blobs = [pack_state(e.state) for e in with_state]
+    states = pa.Table.from_pydict(
+        {
+            "event_id": [e.event_id for e in with_state],
+            "ts": [e.ts for e in with_state],
+            "dim": [len(b) // 2 for b in blobs],
+            "state": blobs,
+        },
+        schema=STATE_SCHEMA,
+    )
+    return pa.Table.from_pydict(cols, schema=EVENT_SCHEMA), states
+
+
+def labels_to_arrow(labels: list[LabelEvent]) -> pa.Table:
+    """Labels as a ``LABEL_SCHEMA`` table. Raises TypeError for a non-label item."""
+    _check(labels, LabelEvent, "labels")
+    return pa.Table.from_pydict(
+        {n: [getattr(r, n) for r in labels] for n in LABEL_SCHEMA.names}, schema=LABEL_SCHEMA
+    )
+
+
+def dead_to_arrow(dead: list[DeadLetter]) -> pa.Table:
+    """Dead letters as a ``DEAD_SCHEMA`` table. Raises TypeError for a wrong item."""
+    _check(dead, DeadLetter, "dead_letters")
+    return pa.Table.from_pydict(
+        {n: [getattr(r, n) for r in dead] for n in DEAD_SCHEMA.names}, schema=DEAD_SCHEMA
+    )
+
+
+def offsets_to_arrow(
+    offsets: dict[tuple[str, int], int] | None, topic_ids: dict[str, str | None] | None = None
+) -> pa.Table:
+    """Next offsets per (topic, partition), with each topic's id when known."""
+    items = sorted((offsets or {}).items())
+    ids = topic_ids or {}
+    return pa.Table.from_pylist(
+        [
+            {"topic": t, "partition": p, "next_offset": o, "topic_id": ids.get(t)}
+            for (t, p), o in items
+        ],
+        schema=OFFSET_SCHEMA,
+    )
+
+
+def first_per_id(table: pa.Table) -> pa.Table:
+    """Keep the first row of each ``event_id`` (order preserved)."""
+    ids = table.column("event_id")
+    if table.num_rows < 2 or pc.count_distinct(ids).as_py() == table.num_rows:
+        return table
+    keep = np.unique(
+        np.asarray(pc.dictionary_encode(ids).combine_chunks().indices), return_index=True
+    )[1]
+    return table.take(pa.array(np.sort(keep)))
+
+
+def _insert_events(
+    con: Any, events: pa.Table, archive_dir: Path | None, mark: float, want_ids: bool
+) -> pa.Table | int:
+    """Insert events whose id is not stored yet; return the inserted ids (one-column table)
+    when ``want_ids``, else their number (``RETURNING`` costs about 20 %)."""
+    bounds = pc.min_max(events.column("ts"))
+    lo, hi = float(bounds["min"].as_py()), float(bounds["max"].as_py())
+    con.register("_events", events)
+    sql = (
+        "INSERT INTO events SELECT b.* FROM _events AS b ANTI JOIN "
+        "(SELECT event_id FROM events WHERE ts BETWEEN $lo AND $hi) AS e USING (event_id)"
+    )
+    files = []
+    if lo < mark:
+        files = archived_files(archive_dir, "events", days_between(lo, min(hi, mark)))
+    if files:
+        sql += (
+            f" ANTI JOIN (SELECT event_id FROM read_parquet({_files_sql(files)}) "
+            "WHERE ts BETWEEN $lo AND $hi) AS a USING (event_id)"
+        )
+    try:
+        if want_ids:
+            return fetch_arrow(con.execute(sql + " RETURNING event_id", {"lo": lo, "hi": hi}))
+        return int(con.execute(sql, {"lo": lo, "hi": hi}).fetchone()[0])
+    finally:
+        _unregister(con, "_events")
+
+
+def _files_sql(files: list[str]) -> str:
+    return "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]"
+
+
+def write_tables(
+    con: Any,
+    events: pa.Table | None = None,
+    states: pa.Table | None = None,
+    labels: pa.Table | None = None,
+    dead: pa.Table | None = None,
+    offsets: pa.Table | None = None,
+    archive_dir: Path | None = None,
+    archive_mark: float = float("-inf"),
+) -> dict[str, int]:
+    """Write one batch and its offsets in one transaction; return rows inserted per table.
+
+    Parameters
+    ----------
+    con : duckdb.DuckDBPyConnection
+        The store's connection; the caller holds the store's lock.
+    events, states, labels, dead, offsets : pyarrow.Table, optional
+        Tables with ``EVENT_SCHEMA``, ``STATE_SCHEMA``, ``LABEL_SCHEMA``,
+        ``DEAD_SCHEMA`` and ``OFFSET_SCHEMA``. Offsets are upserted.
+    archive_dir : Path, optional
+        Parquet archive to check for events older than ``archive_mark``.
+    archive_mark : float
+        Rows with ``ts`` below this were archived, seconds since the Unix epoch.
+
+    Returns
+    -------
+    dict of str -> int
+        ``events``, ``states``, ``labels``, ``dead_letters``.
+
+    Raises
+    ------
+    duckdb.Error
+        The write failed; nothing of the batch, offsets included, was stored.
+    """
+    inserted = {"events": 0, "states": 0, "labels": 0, "dead_letters": 0}
+    con.execute("BEGIN TRANSACTION")
+    try:
+        if events is not None and events.num_rows:
+            events = first_per_id(events)
+            with_states = states is not None and states.num_rows > 0
+            new = _insert_events(con, events, archive_dir, archive_mark, with_states)
+            inserted["events"] = new if isinstance(new, int) else new.num_rows
+            if with_states and inserted["events"]:
+                states = first_per_id(states)
+                if inserted["events"] < events.num_rows:
+                    states = states.filter(pc.is_in(states.column("event_id"), new.column(0)))
+                inserted["states"] = _insert(con, "INSERT INTO states", states)
+        if labels is not None and labels.num_rows:
+            inserted["labels"] = _insert(con, "INSERT OR IGNORE INTO labels", labels)
+        if dead is not None and dead.num_rows:
+            inserted["dead_letters"] = _insert(con, "INSERT OR IGNORE INTO dead_letters", dead)
+        if offsets is not None and offsets.num_rows:
+            _insert(con, "INSERT OR REPLACE INTO offsets", offsets)
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return inserted
+
+
+def _insert(con: Any, verb: str, table: pa.Table) -> int:
+    if table.num_rows == 0:
+        return 0
+    con.register("_batch", table)
+    try:
+        return int(con.execute(f"{verb} SELECT * FROM _batch").fetchone()[0])
+    finally:
+        _unregister(con, "_batch")
+
+
+def _unregister(con: Any, name: str) -> None:
+    """Drop a registered Arrow table; inside an aborted transaction the error would mask
+    the original one, and the next ``register`` of the name replaces it anyway."""
+    with contextlib.suppress(Exception):
+        con.unregister(name)

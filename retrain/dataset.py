@@ -1,0 +1,36 @@
+"""The arrays a retrain runs on: labelled events with their pooled states."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class LabelledStates:
+    """Labelled events with their pooled states, in time order.
+
+    Attributes
+    ----------
+    event_ids : ndarray of shape (n_samples,), object
+    ts : ndarray of shape (n_samples,), float64
+        Event time, seconds since the Unix epoch.
+    states : ndarray of shape (n_samples, dim), float32
+        Pooled (possibly projected) hidden states.
+    correct : ndarray of shape (n_samples,), bool
+    probe_version : ndarray of shape (n_samples,), object
+        Probe that scored each event at serving time.
+    confidence : ndarray of shape (n_samples,), float64
+        Serving-time calibrated confidence of that probe.
+    """
+
+    event_ids: np.ndarray
+    ts: np.ndarray
+    states: np.ndarray
+    correct: np.ndarray
+    probe_version: np.ndarray
+    confidence: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.correct.shape[0])

@@ -1,0 +1,55 @@
+"""Domain-classifier AUROC on pooled states: chance under no shift, high under a shift."""
+
+from __future__ import annotations
+
+import doctest
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+import detectors.states.domain_classifier
+from detectors.states.domain_classifier import DomainClassifierAUROC
+
+
+@pytest.fixture(scope="module")
+def fitted() -> DomainClassifierAUROC:
+    rng = np.random.default_rng(17)
+    return DomainClassifierAUROC(n_components=8).fit(rng.normal(size=(600, 40)))
+
+
+def test_no_shift_gives_chance_auroc(fitted):
+    rng = np.random.default_rng(18)
+    aurocs = [fitted.score(rng.normal(size=(300, 40))).statistic for _ in range(5)]
+    assert all(0.35 < a < 0.65 for a in aurocs), aurocs
+    assert not any(fitted.score(rng.normal(size=(300, 40))).is_drift for _ in range(3))
+
+
+def test_shift_in_a_few_directions_is_found(fitted):
+    rng = np.random.default_rng(19)
+    shifted = rng.normal(size=(300, 40))
+    shifted[:, :8] += 0.8
+    r = fitted.score(shifted, window=(10.0, 20.0))
+    assert r.statistic > 0.8 and r.is_drift and r.p_value is None
+    assert r.details["n_used_reference"] == 300 and r.details["n_folds"] == 5
+
+
+def test_statistic_is_the_out_of_fold_auroc():
+    # A perfectly separable pair gives AUROC 1 exactly; the value is sklearn's roc_auc_score.
+    rng = np.random.default_rng(20)
+    det = DomainClassifierAUROC(n_components=2, n_folds=3).fit(rng.normal(size=(300, 6)))
+    r = det.score(rng.normal(size=(150, 6)) + 50.0)
+    assert r.statistic == 1.0
+    assert roc_auc_score([0, 0, 1, 1], [0.1, 0.2, 0.8, 0.9]) == 1.0
+
+
+def test_errors(fitted):
+    with pytest.raises(ValueError, match="features"):
+        fitted.score(np.zeros((200, 8)))
+    with pytest.raises(ValueError, match="n_folds"):
+        DomainClassifierAUROC(n_folds=1).fit(np.zeros((20, 4)))
+
+
+def test_doctests():
+    failures, tried = doctest.testmod(detectors.states.domain_classifier)
+    assert tried > 0 and failures == 0

@@ -1,0 +1,109 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from monitor.config.load import REMOVED_KEYS, ConfigError, load_config, parse_config
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def test_repo_config_is_valid():
+    cfg = load_config(ROOT / "config.yaml").reliability_monitor
+    assert cfg.monitoring.kl_divergence_threshold == 0.15
+    assert cfg.routing.gray_zone_bounds == (0.65, 0.80)
+    assert cfg.model.path == ROOT / "monitor" / "reference_vlm" / "checkpoint"
+
+
+@pytest.mark.parametrize(
+    ("patch", "key"),
+    [
+        (
+            {"monitoring": {"kl_divergence_threshold": -1}},
+            "reliability_monitor.monitoring.kl_divergence_threshold",
+        ),
+        ({"monitorin": {}}, "reliability_monitor.monitorin: unknown key"),
+        (
+            {"routing": {"gray_zone_bounds": [0.9, 0.1]}},
+            "reliability_monitor.routing.gray_zone_bounds",
+        ),
+        (
+            {"kafka": {"bootstrap_servers": ["nohost"]}},
+            "reliability_monitor.kafka.bootstrap_servers",
+        ),
+        ({"probe": {"pooling": "max"}}, "reliability_monitor.probe.pooling"),
+        ({"target_layer": "three"}, "reliability_monitor.target_layer"),
+    ],
+)
+def test_bad_values_name_the_key(patch, key):
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        parse_config({"reliability_monitor": patch}, source="config.yaml")
+
+
+@pytest.mark.parametrize("dotted", sorted(REMOVED_KEYS))
+def test_removed_keys_are_refused_with_the_reason(dotted):
+    *parents, leaf = dotted.split(".")
+    patch: dict = {leaf: 1}
+    for part in reversed(parents):
+        patch = {part: patch}
+    with pytest.raises(ConfigError, match=rf"reliability_monitor\.{dotted}: removed key: \w"):
+        parse_config({"reliability_monitor": patch}, source="config.yaml")
+
+
+def test_every_key_of_the_bundled_config_is_read():
+    """Each leaf of config.yaml is an attribute some module reads (not only validated)."""
+    data = yaml.safe_load((ROOT / "config.yaml").read_text())["reliability_monitor"]
+    sources = "\n".join(
+        p.read_text()
+        for pkg in ("monitor", "collectors", "retrain")
+        for p in (ROOT / pkg).rglob("*.py")
+    )  # a read is ``.key``; a field definition is ``key:``
+
+    def leaves(node, prefix=()):
+        for k, v in node.items():
+            if isinstance(v, dict) and k != "topics":
+                yield from leaves(v, (*prefix, k))
+            else:
+                yield (*prefix, k)
+
+    unread = [".".join(path) for path in leaves(data) if f".{path[-1]}" not in sources]
+    assert not unread, f"config keys nothing reads: {unread}"
+
+
+def _run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "monitor.cli", *args], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_bad_config_exits_2_with_one_line(tmp_path):
+    data = yaml.safe_load((ROOT / "config.yaml").read_text())
+    data["reliability_monitor"]["monitoring"]["kl_divergence_treshold"] = 0.2  # typo
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(data))
+    result = _run_cli("check-config", "--config", str(path))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "reliability_monitor.monitoring.kl_divergence_treshold: unknown key" in lines[0]
+
+
+def test_broken_yaml_exits_2(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text("reliability_monitor: [unclosed\n")
+    result = _run_cli("check-config", "--config", str(path))
+    assert result.returncode == 2
+    assert "not valid YAML" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_missing_file_exits_2(tmp_path):
+    result = _run_cli("check-config", "--config", str(tmp_path / "absent.yaml"))
+    assert result.returncode == 2 and "cannot read config" in result.stderr
+
+
+def test_good_config_exits_0():
+    result = _run_cli("check-config", "--config", str(ROOT / "config.yaml"))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("ok:")

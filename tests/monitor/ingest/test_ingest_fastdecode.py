@@ -1,0 +1,158 @@
+"""The batch decoder must give exactly what the per-message decoder gives, message by message."""
+
+import base64
+import json
+from dataclasses import fields
+
+import numpy as np
+import pyarrow as pa
+
+from collectors.wire.events import EventDecodeError, LabelEvent, ScoredEvent, decode, encode
+from monitor.ingest.decode import WIRE_SCHEMA, decode_batch
+from monitor.store.writes import events_to_arrow, labels_to_arrow
+
+
+def _expected(values):
+    events, labels, errors = [], [], []
+    for i, raw in enumerate(values):
+        try:
+            if raw is None:
+                raise EventDecodeError("empty message (null value)")
+            obj = decode(raw)
+        except EventDecodeError as exc:
+            errors.append((i, str(exc)))
+            continue
+        (labels if isinstance(obj, LabelEvent) else events).append(obj)
+    event_table, state_table = events_to_arrow(events)
+    return event_table, state_table, labels_to_arrow(labels), errors
+
+
+def _assert_same(values):
+    got = decode_batch(values)
+    events, states, labels, errors = _expected(values)
+    assert got.errors == errors
+    assert got.events.equals(events), (got.events.to_pylist()[:3], events.to_pylist()[:3])
+    assert got.states.equals(states)
+    assert got.labels.equals(labels)
+    return got
+
+
+def _base(make_event, make_label):
+    rng = np.random.default_rng(0)
+    return {
+        "event": encode(make_event(1)),
+        "state": encode(make_event(2, state=rng.normal(size=16).tolist())),
+        "label": encode(make_label(3)),
+    }
+
+
+def _mutations(make_event, make_label):
+    base = _base(make_event, make_label)
+    ev, st, lb = (json.loads(base[k]) for k in ("event", "state", "label"))
+    dumps = lambda d: json.dumps(d, separators=(",", ":")).encode()  # noqa: E731
+    fp16 = lambda a: base64.b64encode(np.asarray(a, "<f2").tobytes()).decode()  # noqa: E731
+    out = list(base.values())
+    for body in (ev, st, lb):
+        for key in body:
+            out.append(dumps({k: v for k, v in body.items() if k != key}))  # missing field
+            for bad in (None, "x", 1, 1.5, True, [1], {"a": 1}, -1, 2**40, 1e308):
+                out.append(dumps({**body, key: bad}))  # every field, every wrong value
+    out += [
+        dumps({**ev, "schema_version": 1}),  # version 1 without a state: same meaning
+        dumps({**st, "schema_version": 1}),  # version 1 with base64: wrong
+        dumps({**ev, "schema_version": 1, "state": [0.5, 1, -2.25]}),  # version 1 list state
+        dumps({**ev, "state": [0.5, 1.0]}),  # list state in version 2
+        dumps({**ev, "state": fp16([1.0, np.inf])}),
+        dumps({**ev, "state": fp16([np.nan, 1.0])}),
+        dumps({**ev, "state": fp16([1.0, 2.0]) + "="}),
+        dumps({**ev, "state": base64.b64encode(b"\x00\x01\x02").decode()}),  # odd byte count
+        dumps({**ev, "state": ""}),
+        dumps({**ev, "state": "@@@@"}),
+        dumps({**ev, "confidence": 1.0000001}),
+        dumps({**ev, "confidence": 0}),
+        dumps({**ev, "ts": 1700000000}),
+        dumps({**ev, "tag": "é \u2603 \U0001f600", "answer": 'quote " and \\ backslash'}),
+        dumps({**ev, "kind": "metric"}),
+        dumps({**ev, "extra": 1}),
+        dumps({**lb, "confidence": 0.5}),  # an event field on a label
+        dumps({**ev, "correct": True}),  # a label field on an event
+        base["event"].replace(b'"tag":"t"', b'"tag":"t","tag":"u"'),  # duplicate key
+        base["event"].replace(b'"raw_logit":0.1', b'"raw_logit":NaN'),
+        base["event"].replace(b'"ts":', b'"ts":Infinity,"x":'),
+        base["event"].replace(b'"ts":1700000001.0', b'"ts":1e400'),
+        base["event"].replace(b'"tag":"t"', b'"tag":"\\ud800"'),  # lone surrogate
+        base["event"].replace(b'"tag":"t"', b'"tag":"\xff"'),  # not UTF-8
+        base["event"].replace(b'"tag":"t"', b'"tag":"a\tb"'),  # raw control character
+        b"\xef\xbb\xbf" + base["event"],  # UTF-8 byte order mark
+        b" " + base["event"],
+        base["event"] + b" ",
+        base["event"] + base["label"],  # two objects in one message
+        base["event"][:-1] + b"\n}",  # a line break inside
+        json.dumps(ev, indent=2).encode(),
+        base["event"][:40],
+        b"{}",
+        b"[]",
+        b"3",
+        b"null",
+        b"",
+        b"   ",
+        None,
+        "é".encode("utf-16"),
+        json.dumps(ev).encode("utf-16-le"),
+    ]
+    return out
+
+
+def test_wire_schema_covers_both_event_kinds():
+    names = {f.name for f in fields(ScoredEvent)} | {f.name for f in fields(LabelEvent)}
+    assert set(WIRE_SCHEMA.names) == names | {"kind"}
+
+
+def test_valid_batch_takes_the_fast_path(make_event, make_label):
+    rng = np.random.default_rng(1)
+    values = [encode(make_event(i)) for i in range(500)]
+    values += [encode(make_event(i, state=rng.normal(size=64).tolist())) for i in range(500, 700)]
+    values += [encode(make_label(i)) for i in range(300)]
+    values = [values[i] for i in rng.permutation(len(values))]
+    got = _assert_same(values)
+    assert got.n_exact == 0
+    assert (got.events.num_rows, got.states.num_rows, got.labels.num_rows) == (700, 200, 300)
+
+
+def test_every_mutation_gets_the_exact_decoders_verdict(make_event, make_label):
+    values = _mutations(make_event, make_label)
+    got = _assert_same(values)
+    assert len(got.errors) > 100 and got.events.num_rows > 3  # both outcomes are exercised
+    # mixed into a large valid batch, the bad ones are isolated by halving
+    valid = [encode(make_event(i)) for i in range(10, 2010)]
+    rng = np.random.default_rng(2)
+    mixed = valid + values
+    mixed = [mixed[i] for i in rng.permutation(len(mixed))]
+    got = _assert_same(mixed)
+    assert got.n_exact < len(values) * 8  # most valid messages stayed on the fast path
+
+
+def test_random_byte_corruption_matches_exact_decoder(make_event, make_label):
+    rng = np.random.default_rng(3)
+    base = list(_base(make_event, make_label).values())
+    values = []
+    for _ in range(1500):
+        raw = bytearray(base[rng.integers(len(base))])
+        for _ in range(rng.integers(1, 4)):
+            pos = int(rng.integers(len(raw)))
+            op = rng.integers(3)
+            if op == 0:
+                raw[pos] = int(rng.integers(256))
+            elif op == 1:
+                del raw[pos]
+            else:
+                raw.insert(pos, int(rng.choice(list(b'{}[]",:0123456789eE.-+ \\tnul'))))
+        values.append(bytes(raw))
+    got = _assert_same(values)
+    assert got.errors and got.events.num_rows  # some survive a corruption (e.g. in a digit)
+
+
+def test_empty_batch():
+    got = decode_batch([])
+    assert got.events.num_rows == got.labels.num_rows == got.states.num_rows == 0
+    assert got.errors == [] and isinstance(got.events, pa.Table)
