@@ -18,6 +18,7 @@ falls back.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -85,3 +86,20 @@ class RoutingGate:
         if decision != SELF_CONSISTENCY or agreement is None:
             return decision
         return SERVE if agreement >= threshold else FALLBACK
+
+
+_ACTION = re.compile(r"^self_consistency(?:_k([1-9][0-9]{0,2}))?$")
+
+
+def gray_zone_samples(action: str) -> int | None:
+    """Samples ``K`` of a gray-zone action (``"self_consistency_k5"`` -> 5; plain -> None).
+
+    Raises
+    ------
+    ValueError
+        The action is not ``self_consistency`` or ``self_consistency_k<K>`` with K in 1..999.
+    """
+    match = _ACTION.match(action) if isinstance(action, str) else None
+    if match is None:
+        raise ValueError(f"gray_zone_action {action!r}: expected 'self_consistency_k<K>'")
+    return int(match.group(1)) if match.group(1) else None

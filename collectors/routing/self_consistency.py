@@ -14,7 +14,6 @@ text with punctuation stripped and whitespace collapsed.
 
 from __future__ import annotations
 
-import re
 import string
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -23,7 +22,7 @@ from typing import Any
 
 import torch
 
-from collectors.routing.gate import SELF_CONSISTENCY
+from collectors.routing.gate import SELF_CONSISTENCY, gray_zone_samples
 
 _YES = {"yes", "yeah", "yep", "yup", "true", "correct"}
 _NO = {"no", "nope", "false", "incorrect"}
@@ -35,7 +34,6 @@ _NUMBER_WORDS = {
     )
 }
 _PUNCT = str.maketrans({c: " " for c in string.punctuation})
-_ACTION = re.compile(r"^self_consistency(?:_k(\d+))?$")
 
 
 def canonicalise_answer(text: str) -> str:
@@ -152,11 +150,9 @@ class SelfConsistency:
         ValueError
             The action is not ``self_consistency`` or ``self_consistency_k<K>``.
         """
-        match = _ACTION.match(action)
-        if match is None:
-            raise ValueError(f"gray_zone_action {action!r}: expected 'self_consistency_k<K>'")
-        if match.group(1):
-            kwargs["k"] = int(match.group(1))
+        k = gray_zone_samples(action)
+        if k is not None:
+            kwargs["k"] = k
         return cls(**kwargs)
 
     def sample(

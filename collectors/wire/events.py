@@ -33,6 +33,14 @@ FP16_MAX = 65504.0
 _INT32_MAX = 2**31 - 1
 
 
+MAX_MESSAGE_BYTES = 1 << 20
+"""Largest message decoded, bytes (an 8,192-wide fp16 state is 22 kB); bigger: a dead letter."""
+
+
+MIN_TS, MAX_TS = 946_684_800.0, 4_102_444_800.0
+"""Event and label times accepted on the wire: 2000-01-01 to 2100-01-01 UTC, seconds."""
+
+
 class EventDecodeError(ValueError):
     """A message is not a valid vlm-monitor event (bad JSON, unknown kind or version, bad field)."""
 
@@ -215,16 +223,26 @@ def decode(raw: bytes) -> ScoredEvent | LabelEvent:
     Raises
     ------
     EventDecodeError
-        Not UTF-8 JSON (NaN and Infinity are not JSON), not an object, unknown
+        Over :data:`MAX_MESSAGE_BYTES`, a time outside [:data:`MIN_TS`, :data:`MAX_TS`],
+        not UTF-8 JSON (NaN and Infinity are not
+        JSON), nested too deeply, an integer too long to convert, not an object, unknown
         ``kind`` or ``schema_version``, a missing or unknown field, a field of the
         wrong type, a string that is not valid Unicode, a non-finite number, a
         confidence outside [0, 1], a layer outside [0, 2**31), or a state that is
         not valid fp16 base64 (version 2) or a list of numbers (version 1).
     """
+    if not isinstance(raw, (bytes, bytearray, memoryview)):
+        raise EventDecodeError(f"expected bytes, got {type(raw).__name__}")
+    if len(raw) > MAX_MESSAGE_BYTES:
+        raise EventDecodeError(f"message of {len(raw)} bytes exceeds {MAX_MESSAGE_BYTES} bytes")
     try:
         body = json.loads(raw, parse_constant=_reject_constant)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise EventDecodeError(f"not UTF-8 JSON: {exc}") from exc
+    except RecursionError:
+        raise EventDecodeError("JSON nested too deeply") from None
+    except (ValueError, OverflowError, MemoryError) as exc:  # e.g. an integer of 5,000 digits
+        raise EventDecodeError(f"not decodable JSON: {str(exc)[:200]}") from None
     if not isinstance(body, dict):
         raise EventDecodeError(f"expected a JSON object, got {type(body).__name__}")
     kind = body.pop("kind", None)
@@ -262,6 +280,12 @@ def decode(raw: bytes) -> ScoredEvent | LabelEvent:
                 raise EventDecodeError(f"field {name!r} is out of range: {exc}") from exc
             if not math.isfinite(body[name]):
                 raise EventDecodeError(f"field {name!r} is not finite: {body[name]!r}")
+    ts = body.get("ts")
+    if isinstance(ts, float) and not (MIN_TS <= ts <= MAX_TS):
+        raise EventDecodeError(
+            f"field 'ts' {ts!r} outside [{MIN_TS:.0f}, {MAX_TS:.0f}] "
+            "(2000-01-01 to 2100-01-01 UTC, seconds since the epoch)"
+        )
     if kind == "event":
         body["state"] = _decode_state(body.get("state"), version)
     try:

@@ -21,12 +21,46 @@ __all__ = ["app"]
 
 @app.command("check-config")
 def check_config(config: ConfigOption = None) -> None:
-    """Validate the configuration and print the resolved paths."""
-    cfg = load_or_exit(config).reliability_monitor
+    """Validate the configuration against the model it names, and print the resolved paths.
+
+    Beyond the schema: the model directory must hold a config whose decoder depth has
+    ``target_layer`` (and every ``retrain.layers``). Exit status 2 names the key.
+    """
+    cfg = load_or_exit(config)
+    rm = cfg.reliability_monitor
+    depth = _decoder_depth(rm.model.path)
+    if depth is not None:
+        for key, layer in [("target_layer", rm.target_layer)] + [
+            (f"retrain.layers[{i}]", v) for i, v in enumerate(rm.retrain.layers or [])
+        ]:
+            if not -depth <= layer < depth:
+                typer.echo(
+                    f"error: reliability_monitor.{key}: layer {layer} is beyond the "
+                    f"{depth} decoder layers of {rm.model.path}",
+                    err=True,
+                )
+                raise typer.Exit(2)
     typer.echo(
-        f"ok: model {cfg.model.id} at {cfg.model.path}; store {cfg.store.path}; "
-        f"kafka {','.join(cfg.kafka.bootstrap_servers)}"
+        f"ok: model {rm.model.id} at {rm.model.path}"
+        + (f" ({depth} decoder layers)" if depth is not None else " (not found here)")
+        + f"; store {rm.store.path}; kafka {','.join(rm.kafka.bootstrap_servers)}"
     )
+
+
+def _decoder_depth(path: object) -> int | None:
+    """Decoder layers of the model's text config, from its ``config.json`` (None if absent)."""
+    import json
+    from pathlib import Path
+
+    file = Path(str(path)) / "config.json"
+    try:
+        data = json.loads(file.read_text())
+    except (OSError, ValueError):
+        return None
+    for node in (data.get("text_config") or {}, data):
+        if isinstance(node, dict) and isinstance(node.get("num_hidden_layers"), int):
+            return node["num_hidden_layers"]
+    return None
 
 
 @app.command()

@@ -7,6 +7,8 @@ instead of looking configured.
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +51,10 @@ def _removed(source: str, data: dict[str, Any]) -> None:
 
 def _format_error(source: str, exc: ValidationError) -> str:
     err = exc.errors()[0]
-    loc = ".".join(str(p) for p in err["loc"])
+    loc = ".".join(
+        p if isinstance(p, str) and p.isprintable() and p.strip() == p and p else repr(p)
+        for p in err["loc"]
+    )
     if err["type"] == "extra_forbidden":
         msg = "unknown key"
     else:
@@ -57,7 +62,7 @@ def _format_error(source: str, exc: ValidationError) -> str:
         if "input" in err and not isinstance(err["input"], dict) and "error" not in msg:
             msg += f" (got {err['input']!r})"
     more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-    return f"{source}: {loc}: {msg}{more}"
+    return f"{source}: {loc}: {msg}{more}".replace("\n", "\\n")
 
 
 def parse_config(data: Any, source: str = "<config>", base_dir: Path | None = None) -> Config:
@@ -72,6 +77,9 @@ def parse_config(data: Any, source: str = "<config>", base_dir: Path | None = No
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: top level must be a mapping, got {type(data).__name__}")
+    bad = [k for k in data if not isinstance(k, str)]
+    if bad:
+        raise ConfigError(f"{source}: top-level key {bad[0]!r} is not a name")
     if "base_dir" in data:
         raise ConfigError(f"{source}: base_dir: unknown key")
     _removed(source, data)
@@ -105,12 +113,52 @@ def load_config(path: str | Path | None = None) -> Config:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not UTF-8 text: byte 0x{exc.object[exc.start]:02x} at offset {exc.start}"
+        ) from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
-        raise ConfigError(
-            f"{path}:{where} not valid YAML: {getattr(exc, 'problem', exc)}"
-        ) from None
+        problem = " ".join(str(getattr(exc, "problem", None) or exc).split())
+        raise ConfigError(f"{path}:{where} not valid YAML: {problem}") from None
+    data = expand_env(data, str(path))
     return parse_config(data, source=str(path), base_dir=path.resolve().parent)
+
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def expand_env(data: Any, source: str = "<config>", where: str = "") -> Any:
+    """Replace ``${NAME}`` and ``${NAME:-default}`` in every string value by the environment's.
+
+    Secrets (``kafka.sasl_plain_password``, ``alerts.webhook_url``) can so stay out
+    of the file. ``$${`` is a literal ``${``. Keys are not expanded.
+
+    Raises
+    ------
+    ConfigError
+        A variable is not set and has no default; the message names the key and
+        the variable, never a value.
+    """
+    if isinstance(data, dict):
+        return {
+            k: expand_env(v, source, f"{where}.{k}" if where else str(k)) for k, v in data.items()
+        }
+    if isinstance(data, list):
+        return [expand_env(v, source, f"{where}[{i}]") for i, v in enumerate(data)]
+    if not isinstance(data, str) or "${" not in data:
+        return data
+
+    def value(match: re.Match) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in os.environ:
+            return os.environ[name]
+        if default is not None:
+            return default
+        raise ConfigError(f"{source}: {where}: environment variable {name} is not set")
+
+    parts = data.split("$${")
+    return "${".join(_VAR.sub(value, part) for part in parts)

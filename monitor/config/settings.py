@@ -10,12 +10,16 @@ default; every key is read somewhere. Loading and error messages:
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from collectors.routing.gate import gray_zone_samples
+
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]
+_TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 
 
 class _Strict(BaseModel):
@@ -33,6 +37,12 @@ class RoutingConfig(_Strict):
     confidence_threshold: float = Field(0.72, ge=0.0, le=1.0)
     gray_zone_bounds: tuple[float, float] = (0.65, 0.80)
     gray_zone_action: str = "self_consistency_k5"
+
+    @field_validator("gray_zone_action")
+    @classmethod
+    def _action(cls, v: str) -> str:
+        gray_zone_samples(v)  # the collector's own parser: what check-config accepts, it runs
+        return v
 
     @field_validator("gray_zone_bounds")
     @classmethod
@@ -142,6 +152,13 @@ class TopicsConfig(_Strict):
     labels: str = "vlm-monitor.labels"
     alerts: str = "vlm-monitor.alerts"
     control: str = "vlm-monitor.control"
+
+    @field_validator("events", "labels", "alerts", "control")
+    @classmethod
+    def _legal(cls, v: str) -> str:
+        if v in (".", "..") or not _TOPIC.match(v):
+            raise ValueError(f"not a Kafka topic name (1-249 of a-z A-Z 0-9 . _ -), got {v!r}")
+        return v
 
 
 class KafkaConfig(_Strict):

@@ -30,6 +30,8 @@ import pyarrow.compute as pc
 import pyarrow.json as pj
 
 from collectors.wire.events import (
+    MAX_TS,
+    MIN_TS,
     READ_VERSIONS,
     SCHEMA_VERSION,
     STATE_DTYPE,
@@ -122,7 +124,7 @@ def _parse_chunks(
             if table.num_rows != len(idx):
                 raise ValueError("row count differs from message count")
             tables.append((idx, table))
-        except (pa.ArrowInvalid, ValueError, UnicodeDecodeError):
+        except (pa.ArrowException, ValueError, TypeError, UnicodeDecodeError, RecursionError):
             if len(idx) <= MIN_CHUNK:
                 leftovers.extend(int(i) for i in idx)
             else:
@@ -146,6 +148,12 @@ def _all_null(table: pa.Table, names: list[str]) -> pa.ChunkedArray | pa.Array:
     return out
 
 
+def _plausible_ts(col: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Finite and within [MIN_TS, MAX_TS], as :func:`collectors.wire.events.decode` requires."""
+    inside = pc.and_(pc.greater_equal(col, MIN_TS), pc.less_equal(col, MAX_TS))
+    return pc.and_(_finite(col), pc.fill_null(inside, False))
+
+
 def _finite(col: pa.ChunkedArray) -> pa.ChunkedArray:
     return pc.fill_null(pc.is_finite(col), False)
 
@@ -166,7 +174,7 @@ def _masks(table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
     event_ok = pc.and_(
         pc.and_(is_event, pc.and_(known, pc.fill_null(state_ok, False))),
         pc.and_(
-            pc.and_(_finite(table.column("ts")), _finite(table.column("raw_logit"))),
+            pc.and_(_plausible_ts(table.column("ts")), _finite(table.column("raw_logit"))),
             pc.and_(
                 pc.fill_null(
                     pc.and_(
@@ -185,7 +193,7 @@ def _masks(table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
             pc.fill_null(pc.equal(kind, "label"), False),
             pc.and_(_all_valid(table, label_required), _all_null(table, _EVENT_ONLY)),
         ),
-        pc.and_(known, _finite(table.column("ts"))),
+        pc.and_(known, _plausible_ts(table.column("ts"))),
     )
     return (
         np.asarray(event_ok.to_numpy(zero_copy_only=False), dtype=bool),
@@ -246,6 +254,9 @@ def _exact(values: list[bytes | None], indices: list[int], out: DecodedBatch) ->
         except EventDecodeError as exc:
             out.errors.append((i, str(exc)))
             continue
+        except Exception as exc:  # noqa: BLE001 - a decoder bug must dead-letter, not stop ingest
+            out.errors.append((i, f"decoder failed: {type(exc).__name__}: {str(exc)[:200]}"))
+            continue
         if isinstance(obj, LabelEvent):
             labels.append(obj)
             label_pos.append(i)
@@ -292,18 +303,16 @@ def decode_batch(values: list[bytes | None]) -> DecodedBatch:
     ev_parts, st_parts, lb_parts = [], [], []
     exact += leftovers
     for idx, table in tables:
-        event_ok, label_ok = _masks(table)
-        events = table.filter(pa.array(event_ok))
-        states, bad_state = _states(events)
-        ev_idx = idx[event_ok]
-        if bad_state.any():
-            exact += ev_idx[bad_state].tolist()
-            events = events.filter(pa.array(~bad_state))
-            ev_idx = ev_idx[~bad_state]
-        ev_parts.append((ev_idx, events))
-        st_parts.append((_state_positions(states, events, ev_idx), states))
-        lb_parts.append((idx[label_ok], table.filter(pa.array(label_ok))))
-        exact += idx[~(event_ok | label_ok)].tolist()
+        try:
+            parts = _fast_rows(idx, table)
+        except Exception:  # noqa: BLE001 - an odd chunk goes the exact way, message by message
+            exact += idx.tolist()
+            continue
+        ev_part, st_part, lb_part, rejected = parts
+        ev_parts.append(ev_part)
+        st_parts.append(st_part)
+        lb_parts.append(lb_part)
+        exact += rejected
     if exact:
         ex_events, ex_ev_pos, ex_labels, ex_lb_pos = _exact(values, sorted(exact), out)
         ev_table, st_table = events_to_arrow(ex_events)
@@ -316,6 +325,25 @@ def decode_batch(values: list[bytes | None]) -> DecodedBatch:
     out.labels = _ordered(lb_parts, LABEL_SCHEMA)
     out.errors.sort()
     return out
+
+
+def _fast_rows(idx: np.ndarray, table: pa.Table) -> tuple:
+    """Event, state and label rows of one Arrow-parsed chunk, and the indices to decode exactly."""
+    event_ok, label_ok = _masks(table)
+    events = table.filter(pa.array(event_ok))
+    states, bad_state = _states(events)
+    ev_idx = idx[event_ok]
+    rejected = idx[~(event_ok | label_ok)].tolist()
+    if bad_state.any():
+        rejected += ev_idx[bad_state].tolist()
+        events = events.filter(pa.array(~bad_state))
+        ev_idx = ev_idx[~bad_state]
+    return (
+        (ev_idx, events),
+        (_state_positions(states, events, ev_idx), states),
+        (idx[label_ok], table.filter(pa.array(label_ok))),
+        rejected,
+    )
 
 
 def _state_positions(states: pa.Table, events: pa.Table, ev_idx: np.ndarray) -> np.ndarray:

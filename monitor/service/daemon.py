@@ -1,6 +1,8 @@
 """The monitoring daemon behind ``vlm-monitor run``: ingest, scheduled jobs, /metrics.
 
-Threads: the Kafka ingester (:class:`monitor.ingest.consumer.Ingester` ``.run(stop_event)``),
+Threads: the Kafka ingester (:class:`monitor.ingest.consumer.Ingester` ``.run(stop_event)``,
+supervised: a dead ingest thread is a ``detector_error`` alert on ``thread:ingest``, counted
+in ``vlm_monitor_ingest_restarts_total``, and restarted with backoff),
 APScheduler's worker (:mod:`monitor.service.scheduler`) running
 
 - ``drift`` every ``monitoring.drift_detection_interval`` (and once at start):
@@ -19,6 +21,7 @@ import logging
 import signal
 import threading
 import time
+from dataclasses import replace
 from typing import Any
 
 from monitor.alerts.dispatch import error_alert, send_alerts
@@ -30,6 +33,7 @@ from monitor.detection.run import DetectionRun, run_detection
 from monitor.service.housekeeping import RETENTION_EVERY_S
 from monitor.service.metrics import MonitorMetrics
 from monitor.service.scheduler import Job, build_scheduler
+from monitor.service.supervisor import supervise
 from monitor.store import queries
 
 log = logging.getLogger(__name__)
@@ -68,6 +72,8 @@ class MonitorDaemon:
         self.reports: list[Any] = []
         self.metrics_interval = METRICS_INTERVAL
         self.retention_every_s = RETENTION_EVERY_S
+        self.ingest_backoff_s = (1.0, 60.0)
+        self.progress: Any = None
         self._ingest = ingest
         self._serve_metrics = serve_metrics and rm.metrics.enabled
         self._ingester: Any = None
@@ -115,7 +121,7 @@ class MonitorDaemon:
 
     def metrics_job(self) -> None:
         """Ingest counters, rate and lag."""
-        totals = self._ingester.totals if self._ingester is not None else None
+        totals = self.progress.totals if self.progress is not None else None
         self.metrics.observe_ingest(totals, queries.newest_event_ts(self.store))
 
     def on_job_error(self, name: str, exc: BaseException) -> None:
@@ -165,26 +171,40 @@ class MonitorDaemon:
         from monitor.service.housekeeping import Housekeeping
 
         rm = self.cfg.reliability_monitor
-        self._ingester = ingester = Ingester(
-            rm.kafka, self.store, batch_size=rm.store.ingest_batch_size
-        )
-        self.progress = progress = IngestProgress()
+        self.progress = progress = IngestProgress()  # totals survive restarts
         self.housekeeping = housekeeping = Housekeeping(
             self.store, rm.store, progress, retention_every_s=self.retention_every_s
         )
 
-        def on_poll(stats: Any) -> None:
-            progress.update(stats, ingester.lag())
-            housekeeping.tick()
+        def work() -> None:
+            if self._ingester is not None:
+                self._ingester.close()
+            self._ingester = ingester = Ingester(
+                rm.kafka, self.store, batch_size=rm.store.ingest_batch_size
+            )
 
-        def run() -> None:
+            def on_poll(stats: Any) -> None:
+                progress.update(stats, ingester.lag())
+                housekeeping.tick()
+
             housekeeping.tick()
             try:
                 ingester.run(self.stop_event, poll_timeout_s=0.5, on_poll=on_poll)
             finally:
                 housekeeping.snapshot(running=False)
 
-        self._thread = threading.Thread(target=run, name="ingest", daemon=True)
+        def on_failure(exc: BaseException, restart_in: float) -> None:
+            self.metrics.ingest_restarts.inc()
+            alert = error_alert("thread:ingest", "daemon", exc, time.time())
+            alert = replace(alert, message=f"{alert.message}; restarting in {restart_in:.0f} s")
+            send_alerts(self.policy.decide([alert]).send, self.sinks)
+
+        self._thread = threading.Thread(
+            target=supervise,
+            args=("ingest", work, self.stop_event, on_failure, self.ingest_backoff_s),
+            name="ingest",
+            daemon=True,
+        )
         self._thread.start()
 
     def stop(self, timeout_s: float = 30.0) -> None:

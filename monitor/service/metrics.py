@@ -45,6 +45,9 @@ class MonitorMetrics:
         self.events = Counter("vlm_monitor_ingest_events", "Scored events stored", registry=r)
         self.labels = Counter("vlm_monitor_ingest_labels", "Labels stored", registry=r)
         self.dead = Counter("vlm_monitor_ingest_dead_letters", "Dead letters stored", registry=r)
+        self.ingest_restarts = Counter(
+            "vlm_monitor_ingest_restarts", "Restarts of a dead ingest thread", registry=r
+        )
         self.rate = Gauge(
             "vlm_monitor_ingest_rate_events_per_second",
             "Events stored per second since the previous observation",

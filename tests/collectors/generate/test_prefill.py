@@ -1,15 +1,23 @@
 """Prefill detection that holds whatever keywords ``generate`` passes to the model."""
 
+import inspect
+
 import numpy as np
 import pytest
 import torch
-from transformers import DynamicCache
+from transformers import DynamicCache, GenerationMixin
 
 from collectors.generate.collector import POOLINGS, ReliabilityCollector
 from collectors.generate.prefill import DECODE, PREFILL, UNSCORED, PrefillDetector, cached_tokens
 from collectors.probe.linear import LinearProbe
 
 IMAGE_TOKEN, N_IMAGE_TOKENS = 49, 16  # conftest.tiny_llava
+# what generate calls the KV cache it is handed: "cache" from transformers 5.24
+_CACHE_KEYWORD = (
+    "cache"
+    if "cache" in inspect.signature(GenerationMixin.prepare_inputs_for_generation).parameters
+    else "past_key_values"
+)
 
 
 def _probe(pooling: str = "last_prompt_token") -> LinearProbe:
@@ -101,7 +109,7 @@ def test_a_reused_prefix_in_generate_is_unscored_not_pooled(tiny_llava):
             max_new_tokens=2,
             do_sample=False,
             pad_token_id=0,
-            **{"past_key_values" if "past_key_values" in prefix else "cache": cache},
+            **{_CACHE_KEYWORD: cache},
         )
         (score,) = col.collect()
     assert not score.scored and col.unscored_rows == 1

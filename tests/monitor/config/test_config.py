@@ -107,3 +107,52 @@ def test_good_config_exits_0():
     result = _run_cli("check-config", "--config", str(ROOT / "config.yaml"))
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("ok:")
+
+
+def test_environment_variables_expand_and_a_missing_one_names_the_key(tmp_path, monkeypatch):
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        "reliability_monitor:\n"
+        "  kafka:\n"
+        "    sasl_plain_password: ${VLM_TEST_SECRET}\n"
+        "    client_id: ${VLM_TEST_UNSET:-fallback-id}\n"
+        "  alerts: {webhook_url: 'https://hooks.example/$${literal}'}\n"
+    )
+    monkeypatch.setenv("VLM_TEST_SECRET", "s3cret")
+    monkeypatch.delenv("VLM_TEST_UNSET", raising=False)
+    kafka = load_config(path).reliability_monitor.kafka
+    assert kafka.sasl_plain_password == "s3cret" and kafka.client_id == "fallback-id"
+    assert load_config(path).reliability_monitor.alerts.webhook_url.endswith("/${literal}")
+    monkeypatch.delenv("VLM_TEST_SECRET")
+    with pytest.raises(ConfigError, match=r"kafka\.sasl_plain_password: environment variable"):
+        load_config(path)
+
+
+@pytest.mark.parametrize(
+    ("patch", "key"),
+    [
+        ({"kafka": {"topics": {"events": ""}}}, "topics.events"),
+        ({"kafka": {"topics": {"labels": "a b"}}}, "topics.labels"),
+        ({"routing": {"gray_zone_action": "majority_vote"}}, "routing.gray_zone_action"),
+        ({"routing": {"gray_zone_action": "self_consistency_k0"}}, "routing.gray_zone_action"),
+    ],
+)
+def test_values_that_would_fail_at_run_time_fail_at_load(patch, key):
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        parse_config({"reliability_monitor": patch}, source="config.yaml")
+
+
+def test_a_non_utf8_config_is_one_line(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_bytes(b"reliability_monitor:\n  family: \xff\n")
+    with pytest.raises(ConfigError, match="not UTF-8 text: byte 0xff at offset"):
+        load_config(path)
+
+
+def test_check_config_refuses_a_layer_beyond_the_models_depth(tmp_path):
+    path = tmp_path / "config.yaml"
+    model = ROOT / "monitor" / "reference_vlm" / "checkpoint"
+    path.write_text(f"reliability_monitor:\n  target_layer: 9\n  model: {{path: '{model}'}}\n")
+    result = _run_cli("check-config", "--config", str(path))
+    assert result.returncode == 2
+    assert "target_layer: layer 9 is beyond the 4 decoder layers" in result.stderr
