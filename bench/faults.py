@@ -1,4 +1,4 @@
-"""Fault run: SIGKILL ``vlm-monitor ingest`` mid-batch 20 times, then check exactly-once.
+"""Fault run: SIGKILL ``vlm-monitor ingest`` 20 times, then hostile input and a webhook outage.
 
 An embedded Tansu broker gets waves of events (3 partitions, labels on their own
 topic, 3 % of the events sent twice as a retrying producer would). For each wave
@@ -6,6 +6,13 @@ topic, 3 % of the events sent twice as a retrying producer would). For each wave
 with SIGKILL at a random moment after its first stored batch. A last run ingests
 the rest and exits when idle. Checked at the end: the row count equals the number
 of distinct events produced, no event id appears twice, every label is stored.
+
+Then the hostile phase: good events interleaved with poison messages (JSON nested
+50,000 deep, an integer of 6,000 digits, a 2 MiB message, times in 1970 and at
+-1e300, a state of the wrong width, bytes that are not UTF-8) go through
+``vlm-monitor ingest`` once; then 11 alerts go to a webhook that answers 503 for
+its first 3 s and then recovers, through the store's outbox. Printed:
+produced / stored / dead-lettered / lost, and alerts delivered of raised.
 
 Usage::
 
@@ -91,7 +98,10 @@ def main() -> None:
             for i in [*ids, *resent]:
                 producer.send(topics["events"], value=encode(event(int(i))))
             for i in ids[::4]:
-                producer.send(topics["labels"], value=encode(LabelEvent(f"ev-{i:08d}", True, 1.0)))
+                producer.send(
+                    topics["labels"],
+                    value=encode(LabelEvent(f"ev-{i:08d}", True, 1_800_000_000.0 + i)),
+                )
                 n_labels += 1
             producer.flush()
             produced += args.wave
@@ -113,12 +123,94 @@ def main() -> None:
         with Store(tmp / "m.duckdb") as store:
             n, distinct = store.execute("SELECT count(*), count(DISTINCT event_id) FROM events")[0]
             labels = store.counts()["labels"]
-    ok = n == distinct == produced and labels == n_labels
+        hostile_ok = hostile(broker, tmp, cfg, topics, rng)
+    ok = n == distinct == produced and labels == n_labels and hostile_ok
     verdict = "OK" if ok else "FAILED"
     print(f"\n{args.kills} SIGKILLs ({mid} while a wave was half stored); after the last run: "
           f"{n:,} rows, {distinct:,} distinct ids, {produced:,} produced; labels {labels:,} of "
           f"{n_labels:,}: {verdict} in {time.monotonic() - t_start:.0f} s")  # fmt: skip
     sys.exit(0 if ok else 1)
+
+
+def hostile(broker, tmp: Path, cfg: Path, topics: dict, rng) -> bool:
+    """Poison messages and a webhook outage; print the counts; True when nothing was lost."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from kafka import KafkaProducer
+
+    from monitor.alerts.dispatch import Alert, send_alerts
+    from monitor.alerts.outbox import OutboxSink
+    from monitor.alerts.sinks import WebhookAlertSink
+
+    good = [event(10_000_000 + i) for i in range(2_000)]
+    wide = [ScoredEvent(**{**event(20_000_000 + i).__dict__, "state": [0.1] * 8}) for i in range(3)]
+    odd = ScoredEvent(**{**event(20_000_100).__dict__, "state": [0.1] * 3})
+    body = json.loads(encode(good[0]))
+    poison = [
+        b"[" * 50_000 + b"]" * 50_000,
+        b'{"kind":"event","schema_version":2,"ts":' + b"9" * 6_000 + b"}",
+        b"{" + b" " * (2 << 20) + b"}",
+        json.dumps({**body, "event_id": "p-1970", "ts": 0.0}).encode(),
+        json.dumps({**body, "event_id": "p-neg", "ts": -1e300}).encode(),
+        encode(odd),
+        b"\xff\xfe not utf-8",
+    ]
+    producer = KafkaProducer(bootstrap_servers=broker.bootstrap_servers, linger_ms=5,
+                             max_request_size=4 << 20)  # fmt: skip
+    with Store(tmp / "m.duckdb") as store:
+        before_events, before_dead = store.counts()["events"], store.counts()["dead_letters"]
+    for e in wide:  # stored first: they set the subject's state width (8)
+        producer.send(topics["events"], value=encode(e))
+    producer.flush()
+    start(cfg, tmp / "ingest.log").communicate(timeout=600)
+    messages = [encode(e) for e in good]
+    for p in poison:
+        messages.insert(int(rng.integers(0, len(messages))), p)
+    for m in messages:
+        producer.send(topics["events"], value=m)
+    producer.flush()
+    producer.close()
+    start(cfg, tmp / "ingest.log").communicate(timeout=600)
+    with Store(tmp / "m.duckdb") as store:
+        stored = store.counts()["events"] - before_events
+        dead = store.counts()["dead_letters"] - before_dead
+    produced = len(good) + len(wide) + len(poison)
+    lost = produced - stored - dead
+    print(f"hostile input: {produced:,} produced ({len(poison)} poison), {stored:,} stored, "
+          f"{dead} dead-lettered, {lost} lost")  # fmt: skip
+
+    state = {"until": time.monotonic() + 3.0, "received": 0}
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            self.rfile.read(int(self.headers["Content-Length"]))
+            up = time.monotonic() > state["until"]
+            state["received"] += up
+            self.send_response(204 if up else 503)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    httpd = HTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    alerts = [Alert("score_drift", "kl_divergence", f"m/p1/{i}", "warning", "kl > 0.15",
+                    0.2, 0.15, 1_800_000_000.0 + i) for i in range(11)]  # fmt: skip
+    with Store(tmp / "alerts.duckdb") as store:
+        url = f"http://127.0.0.1:{httpd.server_port}/hook/secret"
+        sink = OutboxSink(store, "webhook", WebhookAlertSink(url, 2.0), backoff_s=(0.5, 1.0))
+        send_alerts(alerts, [sink])
+        deadline = time.monotonic() + 30
+        while store.outbox_counts()["webhook"]["pending"] and time.monotonic() < deadline:
+            sink.deliver()
+            time.sleep(0.25)
+        delivered = store.outbox_counts()["webhook"]["delivered"]
+    httpd.shutdown()
+    print(f"webhook outage (503 for 3 s): {delivered} of {len(alerts)} alerts delivered, "
+          f"{len(alerts) - delivered} undelivered")  # fmt: skip
+    return lost == 0 and dead == len(poison) and delivered == len(alerts)
 
 
 if __name__ == "__main__":

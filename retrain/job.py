@@ -156,6 +156,21 @@ def champion_challenger(
         ``"skipped"`` (too few samples, unreadable champion), ``"rejected"``
         (challenger published, not promoted) or ``"promoted"``.
     """
+    with registry.exclusive() as held:
+        if not held:  # another daemon or a `vlm-monitor retrain` by hand: skip, do not race
+            why = f"another retrain holds the registry {registry.root}"
+            return RetrainOutcome("skipped", why, tuple(window), len(data))
+        return _round(data, registry, window, settings, announce, record)
+
+
+def _round(
+    data: LabelledStates,
+    registry: ProbeRegistry,
+    window: tuple[float, float],
+    settings: RetrainSettings,
+    announce: Callable[[dict[str, Any]], object] | None,
+    record: Callable[[LinearProbe, str, str, dict[str, Any]], object] | None,
+) -> RetrainOutcome:
     n = len(data)
     base = {"window": window, "n_samples": n}
     if n < settings.min_samples:

@@ -19,13 +19,18 @@ refused at load (:class:`collectors.probe.linear.ProbeFileError`).
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from collectors.probe.linear import LinearProbe
 from collectors.probe.registry import FILES, VERSION_PATTERN, ProbeRegistryReader, sha256_of
@@ -75,6 +80,25 @@ class ProbeRegistry(ProbeRegistryReader):
     """
 
     # -- versions ------------------------------------------------------------
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[bool]:
+        """Hold the registry's write lock (``<root>/.lock``, ``flock``) if free.
+
+        Yields True when this process holds it, False when another retrain does;
+        the lock is released when the block ends, also after a crash of the holder.
+        """
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / ".lock", "a+") as fh:
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
     def next_version(self) -> str:
         """``v<N+1>`` after the highest version directory (complete or not)."""
         numbers = [0]
@@ -94,6 +118,10 @@ class ProbeRegistry(ProbeRegistryReader):
         FileExistsError
             That version exists already (versions are immutable).
         """
+        if not (np.isfinite(probe.weight).all() and np.isfinite(probe.bias)):
+            raise ValueError(
+                f"probe {probe.version}: weights or bias are not finite; not published"
+            )
         if not VERSION_PATTERN.match(probe.version):
             raise ValueError(f"registry versions look like 'v<N>', got {probe.version!r}")
         target = self.versions_dir / probe.version

@@ -13,6 +13,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from collectors.probe.linear import LinearProbe, ProbeFileError
 
 FILES = ("probe.safetensors", "probe.json")
@@ -57,8 +59,11 @@ class ProbeRegistryReader:
         Raises
         ------
         ProbeFileError
-            Missing, corrupt, pickle payload, or a digest mismatch.
+            A version name that is not ``v<N>`` (no path can escape the registry),
+            missing, corrupt, pickle payload, a digest mismatch, or non-finite weights.
         """
+        if not isinstance(version, str) or not VERSION_PATTERN.match(version):
+            raise ProbeFileError(f"probe version {version!r} is not a registry version 'v<N>'")
         directory = self.versions_dir / version
         if sha256:
             for name, digest in sha256.items():
@@ -71,6 +76,8 @@ class ProbeRegistryReader:
         probe = LinearProbe.load(directory / "probe.json")
         if probe.version != version:
             raise ProbeFileError(f"{directory} holds version {probe.version!r}, not {version!r}")
+        if not (np.isfinite(probe.weight).all() and np.isfinite(probe.bias)):
+            raise ProbeFileError(f"probe {version}: weights or bias are not finite")
         return probe
 
     # -- champion ------------------------------------------------------------
@@ -90,6 +97,16 @@ class ProbeRegistryReader:
             raise ProbeFileError(f"champion pointer {self.pointer} unreadable: {exc}") from exc
         if not isinstance(data, dict) or not isinstance(data.get("version"), str):
             raise ProbeFileError(f"champion pointer {self.pointer} has no version")
+        if not VERSION_PATTERN.match(data["version"]):
+            raise ProbeFileError(
+                f"champion pointer {self.pointer} names {data['version']!r}, not a version 'v<N>'"
+            )
+        digests = data.get("sha256")
+        if not isinstance(digests, dict) or set(digests) != set(FILES):
+            raise ProbeFileError(
+                f"champion pointer {self.pointer} carries no SHA-256 of {', '.join(FILES)}: "
+                "refusing to load an unverified probe"
+            )
         return data
 
     def champion_version(self) -> str | None:

@@ -4,7 +4,9 @@ Both send :meth:`monitor.alerts.dispatch.Alert.as_dict` as UTF-8 JSON (``allow_n
 a NaN statistic, as in a detector-error alert, becomes ``null``). A failed
 delivery raises from ``send``; :func:`monitor.alerts.dispatch.send_alerts` logs it and
 goes on with the other sinks. :func:`build_sinks` assembles the sinks named in
-``reliability_monitor.alerts.sinks``.
+``reliability_monitor.alerts.sinks``; with a store, the external ones (webhook,
+Kafka) go through its outbox (:mod:`monitor.alerts.outbox`). Webhook URLs are
+logged redacted (:func:`redact`): their path is often the secret.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ from __future__ import annotations
 import json
 import logging
 import math
+import threading
 import urllib.error
+import urllib.parse
 import urllib.request
 from typing import Any
 
@@ -57,8 +61,9 @@ class WebhookAlertSink:
         self, url: str, timeout_s: float = 5.0, headers: dict[str, str] | None = None
     ) -> None:
         if not url.startswith(("http://", "https://")):
-            raise ValueError(f"webhook url must start with http:// or https://, got {url!r}")
+            raise ValueError(f"webhook url must start with http:// or https://, got {redact(url)}")
         self.url = url
+        self.display_url = redact(url)
         self.timeout_s = timeout_s
         self.headers = {"Content-Type": "application/json", **(headers or {})}
 
@@ -73,18 +78,47 @@ class WebhookAlertSink:
         request = urllib.request.Request(
             self.url, data=alert_json(alert), headers=self.headers, method="POST"
         )
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
-                status = response.status
-        except urllib.error.HTTPError as exc:
-            raise AlertDeliveryError(f"webhook {self.url} answered HTTP {exc.code}") from exc
-        except (urllib.error.URLError, OSError) as exc:
-            raise AlertDeliveryError(f"webhook {self.url} unreachable: {exc}") from exc
-        if not 200 <= status < 300:
-            raise AlertDeliveryError(f"webhook {self.url} answered HTTP {status}")
+        result: dict[str, Any] = {}
+
+        def post() -> None:  # urllib's timeout bounds each socket read, not the whole call
+            try:
+                with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
+                    response.read(1 << 16)
+                    result["status"] = response.status
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller below
+                result["error"] = exc
+
+        worker = threading.Thread(target=post, name="webhook", daemon=True)
+        worker.start()
+        worker.join(self.timeout_s)
+        where = f"webhook {self.display_url}"
+        if worker.is_alive():
+            raise AlertDeliveryError(f"{where} did not answer within {self.timeout_s:g} s")
+        exc = result.get("error")
+        if isinstance(exc, urllib.error.HTTPError):
+            raise AlertDeliveryError(f"{where} answered HTTP {exc.code}") from None
+        if exc is not None:
+            reason = getattr(exc, "reason", exc)
+            raise AlertDeliveryError(
+                f"{where} unreachable: {type(exc).__name__}: {reason}"
+            ) from None
+        if not 200 <= result["status"] < 300:
+            raise AlertDeliveryError(f"{where} answered HTTP {result['status']}")
 
     def __repr__(self) -> str:
-        return f"WebhookAlertSink({self.url!r})"
+        return f"WebhookAlertSink({self.display_url!r})"
+
+
+def redact(url: str) -> str:
+    """``scheme://host[:port]/…``: the path and query of a webhook URL are often its secret.
+
+    >>> redact("https://hooks.slack.com/services/T000/B000/XXXX?token=1")
+    'https://hooks.slack.com/…'
+    """
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}/…" if parts.scheme else "<url>"
 
 
 class KafkaAlertSink:
@@ -168,12 +202,22 @@ def build_sinks(cfg: Config, store: Any) -> list[AlertSink]:
         elif name == "store":
             sinks.append(StoreAlertSink(store))
         elif name == "kafka":
-            sinks.append(KafkaAlertSink(rm.kafka))
+            sinks.append(_outbox(store, name, KafkaAlertSink(rm.kafka)))
         elif name == "webhook":
             if not rm.alerts.webhook_url:
                 raise ValueError("alerts.sinks lists webhook but alerts.webhook_url is not set")
-            sinks.append(WebhookAlertSink(rm.alerts.webhook_url, rm.alerts.webhook_timeout_s))
+            webhook = WebhookAlertSink(rm.alerts.webhook_url, rm.alerts.webhook_timeout_s)
+            sinks.append(_outbox(store, name, webhook))
     return sinks
+
+
+def _outbox(store: Any, name: str, sink: Any) -> Any:
+    """External sinks go through the store's outbox when the store has one."""
+    if store is None or not hasattr(store, "enqueue_alert"):
+        return sink
+    from monitor.alerts.outbox import OutboxSink
+
+    return OutboxSink(store, name, sink)
 
 
 def close_sinks(sinks: list[AlertSink]) -> None:

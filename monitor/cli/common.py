@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 
+from monitor.config import secrets
 from monitor.config.load import ConfigError, load_config
 from monitor.config.settings import Config
 
@@ -46,6 +47,7 @@ def load_or_exit(path: Path | None) -> Config:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    secrets.install(cfg)  # SASL password, webhook URL: never in a log line, at any level
     # kafka-python logs every connection attempt at INFO and every refused one at ERROR
     debug = cfg.reliability_monitor.logging.level == "DEBUG"
     logging.getLogger("kafka").setLevel(logging.DEBUG if debug else logging.WARNING)

@@ -35,12 +35,20 @@ def run(
         )
     with open_store(cfg) as store:
         if once:
+            from monitor.alerts.outbox import deliver_all
             from monitor.alerts.sinks import build_sinks, close_sinks
             from monitor.detection.run import run_detection
 
             sinks = build_sinks(cfg, store)
             try:
                 result = run_detection(cfg, store, sinks=sinks)
+                delivered, failed = deliver_all(sinks)  # the rest waits in the outbox
+                if failed:
+                    typer.echo(
+                        f"{delivered} alert(s) delivered; a sink failed, the rest stays queued "
+                        "in the store's outbox for the daemon",
+                        err=True,
+                    )
             finally:
                 close_sinks(sinks)
             _print_run(result, Console())

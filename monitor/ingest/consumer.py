@@ -37,6 +37,7 @@ from monitor.ingest.pipeline import (  # noqa: F401 - IngestStats is part of thi
     stats_of,
     write,
 )
+from monitor.ingest.widths import StateWidths, store_lookup
 from monitor.store.database import Store
 
 log = logging.getLogger(__name__)
@@ -90,6 +91,7 @@ class Ingester:
         self.kafka = kafka
         self.store = store
         self.batch_size = int(batch_size)
+        self._widths = StateWidths(store_lookup(store))
         self.create_topics = create_topics
         self.refresh_s = refresh_s
         self.connect_timeout_s = connect_timeout_s
@@ -157,7 +159,7 @@ class Ingester:
             self._restart_topics(recreated, {k: v for k, v in firsts.items() if k[0] not in
                                              recreated})  # fmt: skip
             return None
-        return prepare(polled, self._topic_ids, t0)
+        return prepare(polled, self._topic_ids, t0, self._widths)
 
     def _collect(self, batch: PreparedBatch | None) -> IngestStats:
         """Stats of a written batch, added to :attr:`totals`."""

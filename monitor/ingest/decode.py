@@ -68,6 +68,8 @@ class DecodedBatch:
         Index of each message that did not decode, and :func:`decode`'s error.
     n_exact : int
         Messages that went through :func:`decode` (whether they decoded or not).
+    event_positions : ndarray of shape (n_events,), int64
+        Message index of each ``events`` row.
     """
 
     events: pa.Table
@@ -75,6 +77,7 @@ class DecodedBatch:
     labels: pa.Table
     errors: list[tuple[int, str]] = field(default_factory=list)
     n_exact: int = 0
+    event_positions: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
 
 def _candidates(values: list[bytes | None]) -> tuple[np.ndarray, bytes | None]:
@@ -321,6 +324,9 @@ def decode_batch(values: list[bytes | None]) -> DecodedBatch:
         st_parts.append((np.asarray(with_state, dtype=np.int64), st_table))
         lb_parts.append((np.asarray(ex_lb_pos, dtype=np.int64), labels_to_arrow(ex_labels)))
     out.events = _ordered(ev_parts, EVENT_SCHEMA)
+    out.event_positions = np.sort(
+        np.concatenate([np.asarray(p, dtype=np.int64) for p, _ in ev_parts] or [np.zeros(0)])
+    ).astype(np.int64)
     out.states = _ordered(st_parts, STATE_SCHEMA)
     out.labels = _ordered(lb_parts, LABEL_SCHEMA)
     out.errors.sort()

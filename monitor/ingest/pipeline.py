@@ -115,11 +115,14 @@ class WriteFailed(Exception):
         self.unwritten = unwritten
 
 
-def prepare(polled: dict, topic_ids: dict[str, str | None], started: float) -> PreparedBatch | None:
+def prepare(
+    polled: dict, topic_ids: dict[str, str | None], started: float, widths: Any = None
+) -> PreparedBatch | None:
     """Decode one poll (``{TopicPartition: [ConsumerRecord]}``); None when it is empty.
 
-    A message that does not decode becomes a dead letter with its raw bytes, the
-    decoder's error and its coordinates.
+    A message that does not decode, or whose state width differs from its subject's
+    (``widths``, a :class:`monitor.ingest.widths.StateWidths`), becomes a dead letter
+    with its raw bytes, the error and its coordinates.
     """
     values: list[bytes | None] = []
     coords: list[tuple[str, int, int]] = []
@@ -135,6 +138,8 @@ def prepare(polled: dict, topic_ids: dict[str, str | None], started: float) -> P
     if not values:
         return None
     decoded = decode_batch(values)
+    if widths is not None:
+        widths.check(decoded)
     now = time.time()
     dead = [
         DeadLetter(

@@ -10,6 +10,8 @@ APScheduler's worker (:mod:`monitor.service.scheduler`) running
 - ``weekly_report`` on ``monitoring.report_schedule``: the report of the last
   complete ISO week (:func:`monitor.reports.weekly.write_weekly_report`);
 - ``metrics`` every 15 s: ingest counters, rate and lag;
+- ``alert_delivery`` every 5 s (and after each drift run): the alert outbox to the
+  webhook and Kafka sinks, retried with backoff (:mod:`monitor.alerts.outbox`);
 
 and the Prometheus HTTP server. A job that raises is logged and alerted on as
 ``detector_error`` (detector ``job:<name>``); its next run still happens.
@@ -73,6 +75,8 @@ class MonitorDaemon:
         self.metrics_interval = METRICS_INTERVAL
         self.retention_every_s = RETENTION_EVERY_S
         self.ingest_backoff_s = (1.0, 60.0)
+        self.delivery_interval = "5s"
+        self.delivery_budget_s = 10.0
         self.progress: Any = None
         self._ingest = ingest
         self._serve_metrics = serve_metrics and rm.metrics.enabled
@@ -86,8 +90,18 @@ class MonitorDaemon:
         run = run_detection(self.cfg, self.store, sinks=self.sinks, policy=self.policy)
         self.metrics.observe_run(run)
         self.last_run = run
+        self.delivery_job()  # the run's alerts leave at once, not at the next tick
         self.retrain_on_alerts(run.sent)
         return run
+
+    def delivery_job(self) -> tuple[int, int]:
+        """Deliver what the alert outbox holds for the external sinks (retries with backoff)."""
+        from monitor.alerts.outbox import deliver_all
+
+        delivered, failed = deliver_all(self.sinks, budget_s=self.delivery_budget_s)
+        self.metrics.alert_deliveries.labels("delivered").inc(delivered)
+        self.metrics.alert_deliveries.labels("failed").inc(failed)
+        return delivered, failed
 
     def retrain_on_alerts(self, alerts: list[Any]) -> Any:
         """With ``retrain_trigger: auto``, refit on the first calibration-drift or KL alert.
@@ -142,6 +156,7 @@ class MonitorDaemon:
                 parse_schedule(self.cfg.reliability_monitor.retrain.schedule),
             ),
             Job("metrics", self.metrics_job, parse_schedule(self.metrics_interval), True),
+            Job("alert_delivery", self.delivery_job, parse_schedule(self.delivery_interval), True),
         ]
 
     # -- lifecycle ----------------------------------------------------------------

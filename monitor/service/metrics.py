@@ -45,6 +45,9 @@ class MonitorMetrics:
         self.events = Counter("vlm_monitor_ingest_events", "Scored events stored", registry=r)
         self.labels = Counter("vlm_monitor_ingest_labels", "Labels stored", registry=r)
         self.dead = Counter("vlm_monitor_ingest_dead_letters", "Dead letters stored", registry=r)
+        self.alert_deliveries = Counter(
+            "vlm_monitor_alert_deliveries", "Outbox delivery attempts", ["outcome"], registry=r
+        )
         self.ingest_restarts = Counter(
             "vlm_monitor_ingest_restarts", "Restarts of a dead ingest thread", registry=r
         )

@@ -24,7 +24,7 @@ from typing import Any
 import pyarrow as pa
 
 from collectors.wire.events import LabelEvent, ScoredEvent
-from monitor.store import reads, records, retention, writes
+from monitor.store import outbox, reads, records, retention, writes
 from monitor.store.migrations import StoreError, migrate
 from monitor.store.schema import SCHEMA_VERSION, DeadLetter
 
@@ -33,7 +33,7 @@ __all__ = ["SCHEMA_VERSION", "DeadLetter", "Store", "StoreError"]
 log = logging.getLogger(__name__)
 
 
-class Store(reads.ReadsMixin, records.RecordsMixin):
+class Store(reads.ReadsMixin, records.RecordsMixin, outbox.OutboxMixin):
     """The monitor's DuckDB database.
 
     Parameters

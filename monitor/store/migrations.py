@@ -146,10 +146,24 @@ def _v2(con: Any) -> None:
     con.execute(V2_DDL)
 
 
+V3_DDL = """
+CREATE SEQUENCE IF NOT EXISTS alert_outbox_id;
+CREATE TABLE alert_outbox (
+    id BIGINT PRIMARY KEY DEFAULT nextval('alert_outbox_id'), created_ts DOUBLE NOT NULL,
+    sink VARCHAR NOT NULL, payload VARCHAR NOT NULL, attempts INTEGER NOT NULL,
+    next_try DOUBLE NOT NULL, delivered_ts DOUBLE, last_error VARCHAR);
+"""
+
+
+def _v3(con: Any) -> None:
+    con.execute(V3_DDL)
+
+
 #: (version, description, step) in order; the last version is :data:`SCHEMA_VERSION`.
 MIGRATIONS: list[tuple[int, str, Callable[[Any], None]]] = [
     (1, "walking skeleton: events, labels, dead letters, offsets, detector runs, alerts", _v1),
     (2, "fp16 states table, topic ids, probes, archive runs; no events primary key", _v2),
+    (3, "alert outbox: deliveries to external sinks, retried until they succeed", _v3),
 ]
 assert MIGRATIONS[-1][0] == SCHEMA_VERSION
 

@@ -1,5 +1,6 @@
 """Probe registry: atomic writes, crash safety, digests, and no pickle ever loaded."""
 
+import json
 import os
 import pickle
 import signal
@@ -138,3 +139,63 @@ def test_tampered_champion_is_refused_by_digest(tmp_path):
     (other / "probe.safetensors").replace(reg.versions_dir / "v1" / "probe.safetensors")
     with pytest.raises(ProbeFileError, match="SHA-256"):
         reg.champion()
+
+
+@pytest.mark.parametrize(
+    "pointer",
+    [
+        {"version": "v1"},  # no digests: would load unverified
+        {"version": "v1", "sha256": {"probe.json": "0" * 64}},  # not both files
+        {"version": "../../etc", "sha256": {}},
+        {"version": "/tmp/v1", "sha256": {}},
+    ],
+)
+def test_a_pointer_without_digests_or_with_a_path_is_refused(tmp_path, pointer):
+    reg = ProbeRegistry(tmp_path)
+    reg.publish(_probe("v1"))
+    reg.promote("v1")
+    reg.pointer.write_text(json.dumps(pointer))
+    with pytest.raises(ProbeFileError, match="SHA-256|not a version"):
+        reg.champion()
+
+
+@pytest.mark.parametrize("version", ["../v1", "/abs/v1", "v1/../../x", "latest"])
+def test_loading_a_version_that_is_a_path_is_refused(tmp_path, version):
+    with pytest.raises(ProbeFileError, match="not a registry version"):
+        ProbeRegistry(tmp_path).load(version)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_a_probe_with_non_finite_weights_is_not_published_nor_loaded(tmp_path, bad):
+    reg = ProbeRegistry(tmp_path)
+    probe = _probe("v1")
+    probe.weight[3] = bad
+    with pytest.raises(ValueError, match="not finite"):
+        reg.publish(probe)
+    good = _probe("v2")
+    reg.publish(good)
+    path = tmp_path / "versions" / "v2"
+    nan_probe = LinearProbe(weight=good.weight * np.nan, bias=0.0, layer=0, version="v2")
+    nan_probe.save(path, name="probe")  # written behind the registry's back
+    with pytest.raises(ProbeFileError, match="not finite"):
+        reg.load("v2")
+
+
+def test_a_second_retrain_on_the_same_registry_is_skipped_not_raced(tmp_path):
+    from retrain.dataset import LabelledStates
+    from retrain.job import RetrainSettings, champion_challenger
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(600, 8)).astype(np.float32)
+    y = x[:, 0] + rng.normal(0, 0.5, 600) > 0
+    data = LabelledStates(
+        np.array([f"e{i}" for i in range(600)], dtype=object), np.arange(600.0), x, y,
+        np.array(["v0"] * 600, dtype=object), np.full(600, 0.5),
+    )  # fmt: skip
+    reg = ProbeRegistry(tmp_path)
+    settings = RetrainSettings(min_samples=100, n_resamples=50, layer=0)
+    with reg.exclusive() as held:  # as another process would
+        assert held
+        outcome = champion_challenger(data, ProbeRegistry(tmp_path), (0.0, 600.0), settings)
+    assert outcome.status == "skipped" and "another retrain" in outcome.reason
+    assert champion_challenger(data, reg, (0.0, 600.0), settings).status == "promoted"

@@ -10,6 +10,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import pytest
 
 from monitor.alerts.dispatch import Alert, LogAlertSink, StoreAlertSink, error_alert, send_alerts
+from monitor.alerts.outbox import OutboxSink
 from monitor.alerts.sinks import (
     AlertDeliveryError,
     KafkaAlertSink,
@@ -134,5 +135,10 @@ def test_build_sinks_from_config(tmp_store):
         }
     )
     sinks = build_sinks(cfg, tmp_store)
-    assert [type(s) for s in sinks] == [LogAlertSink, StoreAlertSink, WebhookAlertSink]
-    assert isinstance(build_sinks(parse_config({}), tmp_store)[2], KafkaAlertSink)
+    assert [type(s) for s in sinks] == [LogAlertSink, StoreAlertSink, OutboxSink]
+    assert isinstance(sinks[2].sink, WebhookAlertSink)  # external sinks go through the outbox
+    assert isinstance(build_sinks(parse_config({}), tmp_store)[2].sink, KafkaAlertSink)
+    direct = parse_config(
+        {"reliability_monitor": {"alerts": {"sinks": ["webhook"], "webhook_url": "http://h:1/x"}}}
+    )
+    assert isinstance(build_sinks(direct, None)[0], WebhookAlertSink)  # no store: direct

@@ -1,3 +1,4 @@
+import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -156,3 +157,27 @@ def test_check_config_refuses_a_layer_beyond_the_models_depth(tmp_path):
     result = _run_cli("check-config", "--config", str(path))
     assert result.returncode == 2
     assert "target_layer: layer 9 is beyond the 4 decoder layers" in result.stderr
+
+
+def test_secrets_never_reach_a_log_line(caplog):
+    from monitor.config.secrets import RedactSecrets, secrets_of
+
+    cfg = parse_config(
+        {
+            "reliability_monitor": {
+                "kafka": {"sasl_plain_password": "hunter2-pw"},
+                "alerts": {"webhook_url": "https://hooks.example/services/T0/B0/TOKEN123"},
+            }
+        }
+    )
+    redact = RedactSecrets(secrets_of(cfg))
+    logger = logging.getLogger("kafka.conn")
+    logger.addFilter(redact)
+    try:
+        with caplog.at_level(logging.DEBUG, logger="kafka.conn"):
+            logger.debug("config %s", {"sasl_plain_password": "hunter2-pw"})
+            logger.warning("POST https://hooks.example/services/T0/B0/TOKEN123 failed")
+    finally:
+        logger.removeFilter(redact)
+    assert "hunter2-pw" not in caplog.text and "TOKEN123" not in caplog.text
+    assert caplog.text.count("***") == 2
