@@ -62,7 +62,9 @@ def _format_error(source: str, exc: ValidationError) -> str:
         if "input" in err and not isinstance(err["input"], dict) and "error" not in msg:
             msg += f" (got {err['input']!r})"
     more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-    return f"{source}: {loc}: {msg}{more}".replace("\n", "\\n")
+    msg = msg.removeprefix("Value error, ")
+    where = f"{loc}: " if loc else ""
+    return f"{source}: {where}{msg}{more}".replace("\n", "\\n")
 
 
 def parse_config(data: Any, source: str = "<config>", base_dir: Path | None = None) -> Config:

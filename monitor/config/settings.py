@@ -300,6 +300,17 @@ class Config(_Strict):
                 update={"registry_dir": _resolve(self.base_dir, rm.retrain.registry_dir)}
             ),
         }
+        kafka = rm.kafka
+        tls = {}
+        for key in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+            value = getattr(kafka, key)
+            if value is not None:
+                path = _resolve(self.base_dir, Path(value))
+                if not path.is_file():
+                    raise ValueError(f"reliability_monitor.kafka.{key}: no such file {path}")
+                tls[key] = str(path)
+        if tls:
+            resolved["kafka"] = kafka.model_copy(update=tls)
         object.__setattr__(self, "reliability_monitor", rm.model_copy(update=resolved))
         return self
 

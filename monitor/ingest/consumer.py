@@ -267,7 +267,8 @@ class Ingester:
         backoff_s : (float, float)
             First and largest wait after a broker error, seconds (doubling).
         on_poll : callable, optional
-            Called with each poll's :class:`IngestStats` (for progress displays).
+            Called with each poll's :class:`IngestStats` (for progress displays), and
+            with empty stats after each broker error, so callers' limits still run.
 
         Returns
         -------
@@ -292,6 +293,8 @@ class Ingester:
                 self._reset_consumer()
                 stop_event.wait(delay)
                 delay = min(2 * delay, backoff_s[1])
+                if on_poll is not None:  # time limits and idle exits still apply offline
+                    on_poll(IngestStats())
         last = self._drain()  # the transaction in flight finishes before run returns
         if on_poll is not None and last.n_messages:
             on_poll(last)

@@ -164,3 +164,25 @@ def test_status_without_a_store_fails_clearly(tmp_path):
     result = CliRunner().invoke(app, ["status", "-c", str(cfg)])
     assert result.exit_code == 1
     assert "cannot open store" in result.output
+
+
+@pytest.mark.parametrize("limit", [["--max-seconds", "2"], ["--idle-exit", "2"]])
+def test_time_limits_hold_while_the_broker_is_down(tmp_path, limit):
+    cfg_path = tmp_path / "config.yaml"
+    cfg_path.write_text(
+        yaml.safe_dump(
+            {
+                "reliability_monitor": {
+                    "kafka": {"bootstrap_servers": ["127.0.0.1:1"]},  # nothing listens
+                    "store": {"path": str(tmp_path / "m.duckdb")},
+                }
+            }
+        )
+    )
+    t0 = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-m", "monitor.cli", "ingest", "-c", str(cfg_path), "--no-live", *limit],
+        cwd=ROOT, capture_output=True, text=True, timeout=90,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "stopped cleanly" in result.stdout and time.monotonic() - t0 < 45

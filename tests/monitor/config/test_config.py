@@ -181,3 +181,15 @@ def test_secrets_never_reach_a_log_line(caplog):
         logger.removeFilter(redact)
     assert "hunter2-pw" not in caplog.text and "TOKEN123" not in caplog.text
     assert caplog.text.count("***") == 2
+
+
+def test_a_missing_tls_file_is_named_at_load(tmp_path):
+    with pytest.raises(ConfigError, match=r"kafka\.ssl_cafile: no such file .*ca\.pem"):
+        parse_config(
+            {"reliability_monitor": {"kafka": {"ssl_cafile": "certs/ca.pem"}}}, base_dir=tmp_path
+        )
+    (tmp_path / "ca.pem").write_text("x")
+    cfg = parse_config(
+        {"reliability_monitor": {"kafka": {"ssl_cafile": "ca.pem"}}}, base_dir=tmp_path
+    )
+    assert cfg.reliability_monitor.kafka.ssl_cafile == str(tmp_path / "ca.pem")
