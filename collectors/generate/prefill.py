@@ -130,11 +130,11 @@ class PrefillDetector:
         batch = int(rows.shape[0]) if rows is not None else 0
         seq = int(rows.shape[1]) if rows is not None and rows.dim() >= 2 else None
         gen = self._generations[-1] if self._generations else None
-        cached = cached_tokens(args, kwargs)
         if gen is not None and gen.prefill_seen:
             return Verdict(DECODE, batch)  # also use_cache=False: later full forwards
         if gen is not None:
             gen.prefill_seen = True
+        cached = cached_tokens(args, kwargs)
         if cached:
             if gen is None:
                 return Verdict(DECODE, batch)
