@@ -159,8 +159,9 @@ class KafkaEmitter(ProducerLoop):
         Returns
         -------
         bool
-            True if queued; False if it was dropped (queue full, emitter closed)
-            or could not be serialised (counted in ``failed``).
+            True if queued (in memory, or in the spill file when the memory queue is
+            full); False if it was dropped (both full, emitter closed) or could not
+            be serialised (counted in ``failed``).
         """
         try:
             item = (topic or self.topic, event.event_id.encode("utf-8"), encode(event))
@@ -175,6 +176,10 @@ class KafkaEmitter(ProducerLoop):
             try:
                 self._queue.put_nowait(item)
             except queue.Full:
+                # the sender is busy (e.g. reconnecting): straight to the spill file, a local
+                # append of ~1 kB that never waits on the network, while it has room
+                if self._spill is not None and self._spill.append(*item):
+                    return True
                 self._dropped += 1
                 return False
             self._pending += 1

@@ -7,8 +7,9 @@ an emitter opened on the same path replays what an earlier one left behind.
 
 Format: a sequence of records, each ``>IIII`` header (CRC-32 of the payload,
 topic, key and value lengths in bytes) followed by the payload
-``topic + key + value``. A torn or corrupt tail (a crash mid-write) is moved to
-``<path>.corrupt`` on open, never silently discarded.
+``topic + key + value``. A torn tail (a crash mid-write) or a corrupt span (a
+flipped byte) is moved to ``<path>.corrupt`` on open, never silently discarded,
+and the records after it are kept.
 """
 
 from __future__ import annotations
@@ -24,6 +25,18 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 _HEADER = struct.Struct(">IIII")
 Record = tuple[str, bytes, bytes]  # topic, key, value
+_MAX_TOPIC = 249  # Kafka's limit on a topic name
+
+
+def _record_end(data: bytes, pos: int) -> int | None:
+    """End offset of a valid record starting at ``pos`` (header parses, CRC matches), or None."""
+    if pos + _HEADER.size > len(data):
+        return None
+    crc, lt, lk, lv = _HEADER.unpack_from(data, pos)
+    end = pos + _HEADER.size + lt + lk + lv
+    if lt == 0 or lt > _MAX_TOPIC or end > len(data):
+        return None
+    return end if zlib.crc32(data[pos + _HEADER.size : end]) == crc else None
 
 
 class SpillFile:
@@ -57,24 +70,44 @@ class SpillFile:
         self._recover()
 
     def _recover(self) -> None:
-        """Count the records already on disk; move a corrupt tail aside."""
+        """Count the records on disk; move corrupt spans aside and keep every good record.
+
+        A corrupt span (a torn tail, a flipped byte) is skipped by resynchronising on
+        the next offset where a header parses and its CRC-32 matches, so one bad
+        byte costs one record, not every record after it.
+        """
         self._file.seek(0)
         data = self._file.read()
-        pos = n = 0
-        while pos + _HEADER.size <= len(data):
-            crc, lt, lk, lv = _HEADER.unpack_from(data, pos)
-            end = pos + _HEADER.size + lt + lk + lv
-            if end > len(data) or zlib.crc32(data[pos + _HEADER.size : end]) != crc:
-                break
-            pos, n = end, n + 1
-        if pos < len(data):
+        good, bad, pos = [], [], 0
+        while pos < len(data):
+            end = _record_end(data, pos)
+            if end is not None:
+                good.append((pos, end))
+                pos = end
+                continue
+            nxt = pos + 1
+            while nxt < len(data) and _record_end(data, nxt) is None:
+                nxt += 1
+            bad.append((pos, nxt))
+            pos = nxt
+        if bad:
             corrupt = self.path.with_name(self.path.name + ".corrupt")
             with open(corrupt, "ab") as fh:
-                fh.write(data[pos:])
-            self._file.truncate(pos)
-            lost = len(data) - pos
-            log.warning("spill %s: %d corrupt bytes moved to %s", self.path, lost, corrupt)
-        self._unread = n
+                for start, stop in bad:
+                    fh.write(data[start:stop])
+            tmp = self.path.with_name(self.path.name + ".tmp")
+            with open(tmp, "wb") as fh:
+                for start, stop in good:
+                    fh.write(data[start:stop])
+                fh.flush()
+                os.fsync(fh.fileno())
+            self._file.close()
+            os.replace(tmp, self.path)
+            self._file = open(self.path, "a+b")  # noqa: SIM115 - closed in close()
+            lost = sum(stop - start for start, stop in bad)
+            log.warning("spill %s: %d corrupt bytes in %d span(s) moved to %s; %d records kept",
+                        self.path, lost, len(bad), corrupt, len(good))  # fmt: skip
+        self._unread = len(good)
 
     @property
     def unread(self) -> int:

@@ -2,6 +2,7 @@ import socket
 import time
 
 import numpy as np
+import pytest
 import torch
 from kafka import KafkaConsumer, TopicPartition
 
@@ -134,3 +135,48 @@ def test_compact_keeps_only_unread_records(tmp_path):
     again = SpillFile(tmp_path / "s.bin")
     assert [r[1] for r in again.read(10)] == [b"k2", b"k3", b"k4", b"k0"]
     again.close()
+
+
+@pytest.mark.parametrize("where", ["header", "payload", "two records"])
+def test_a_flipped_byte_costs_its_record_not_the_ones_after_it(tmp_path, where):
+    path = tmp_path / "spill.bin"
+    spill = SpillFile(path)
+    for i in range(100):
+        assert spill.append("vlm-monitor.events", b"k%02d" % i, b"value-%03d" % i * 20)
+    spill.close()
+    data = bytearray(path.read_bytes())
+    size = len(data) // 100
+    hits = {
+        "header": [10 * size + 2],
+        "payload": [10 * size + 40],
+        "two records": [5, 70 * size + 50],
+    }
+    for offset in hits[where]:
+        data[offset] ^= 0xFF
+    path.write_bytes(bytes(data))
+    again = SpillFile(path)
+    kept = again.read(1000)
+    lost = len(hits[where])
+    assert len(kept) == 100 - lost and again.unread == 0
+    assert kept[-1][1] == b"k99"  # the records after the corruption are all there
+    assert (tmp_path / "spill.bin.corrupt").stat().st_size == lost * size
+    again.close()
+
+
+def test_a_burst_while_the_sender_reconnects_spills_instead_of_dropping(tmp_path, make_event):
+    emitter = KafkaEmitter(
+        "t",
+        queue_size=10,
+        spill_path=tmp_path / "spill.bin",
+        spill_max_bytes=10 * 2**20,
+        bootstrap_servers=[f"127.0.0.1:{_closed_port()}"],
+        backoff_s=(2.0, 2.0),  # the sender sits in its reconnect wait
+        bootstrap_timeout_ms=2000,
+    )
+    t0 = time.perf_counter()
+    accepted = sum(emitter.emit(make_event(i)) for i in range(1000))  # no sleep: a burst
+    elapsed = time.perf_counter() - t0
+    emitter.close(timeout_s=0.3)
+    assert accepted == 1000 and emitter.dropped == 0 and emitter.sent == 0
+    assert emitter.spilled >= 990 and _balanced(emitter, 1000)
+    assert elapsed < 2.0  # emit never waited on the network
