@@ -223,12 +223,12 @@ def decode(raw: bytes) -> ScoredEvent | LabelEvent:
     Raises
     ------
     EventDecodeError
-        Over :data:`MAX_MESSAGE_BYTES`, a time outside [:data:`MIN_TS`, :data:`MAX_TS`],
-        not UTF-8 JSON (NaN and Infinity are not
-        JSON), nested too deeply, an integer too long to convert, not an object, unknown
-        ``kind`` or ``schema_version``, a missing or unknown field, a field of the
-        wrong type, a string that is not valid Unicode, a non-finite number, a
-        confidence outside [0, 1], a layer outside [0, 2**31), or a state that is
+        Over :data:`MAX_MESSAGE_BYTES`, not UTF-8 JSON (NaN and Infinity are not
+        JSON), nested too deeply, an integer too long to convert, not an object, an
+        unknown ``kind`` or ``schema_version``, a missing or unknown field, a field of
+        the wrong type, a string that is not valid Unicode, a non-finite number, a
+        time outside [:data:`MIN_TS`, :data:`MAX_TS`], a confidence outside [0, 1],
+        a layer outside [0, 2**31), or a state that is
         not valid fp16 base64 (version 2) or a list of numbers (version 1).
     """
     if not isinstance(raw, (bytes, bytearray, memoryview)):
