@@ -33,12 +33,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from collectors.generate.hooks import CaptureRequest, PrefillScorer
+from collectors.generate.hooks import PrefillScorer
 from collectors.generate.prefill import GenerateWrapper
 from collectors.model.pooling import POOLINGS
 from collectors.model.pooling import pool_hidden as pool_hidden  # re-exported
 from collectors.model.probe_layers import check_swap, probe_layers
 from collectors.model.registry import resolve_architecture
+from collectors.probe.capture import CaptureRequest
 from collectors.probe.linear import LinearProbe
 from collectors.routing.gate import RoutingGate
 from collectors.routing.score import Score, to_events

@@ -21,27 +21,10 @@ from torch import nn
 
 from collectors.generate.prefill import PREFILL, UNSCORED, PrefillDetector, Verdict
 from collectors.model.pooling import image_token_mask, pool_hidden
+from collectors.probe.capture import CaptureRequest
 from collectors.probe.linear import LinearProbe
-from collectors.probe.projection import Projection
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class CaptureRequest:
-    """Which pooled states to keep: a sampling ``rate`` in [0, 1], an optional projection."""
-
-    rate: float
-    projection: Projection | None
-    rng: np.random.Generator
-
-    def rows(self, batch: int) -> list[int]:
-        """Row indices sampled for capture (host RNG, no device work)."""
-        if self.rate <= 0.0:
-            return []
-        if self.rate >= 1.0:
-            return list(range(batch))
-        return [i for i, u in enumerate(self.rng.random(batch)) if u < self.rate]
 
 
 @dataclass

@@ -56,18 +56,21 @@ def to_events(
     probe_version: str,
     layer: int,
     pooling: str,
+    event_ids: Sequence[str | None] | None = None,
 ) -> list[ScoredEvent | None]:
     """One :class:`ScoredEvent` per scored request, ``None`` for an unscored one (aligned).
 
     Lengths are the caller's to check; every event is stamped with the same time
-    (seconds since the epoch).
+    (seconds since the epoch). ``event_ids`` gives each event its id (a client's
+    request id, so labels join); ``None`` entries, or no list, get fresh random ids.
     """
     now = time.time()
+    ids = list(event_ids) if event_ids is not None else [None] * len(scores)
     return [
         None
         if not s.scored
         else ScoredEvent(
-            event_id=new_event_id(),
+            event_id=i or new_event_id(),
             ts=now,
             model_id=model_id,
             probe_version=probe_version,
@@ -80,5 +83,5 @@ def to_events(
             tag=t,
             state=None if s.state is None else s.state.astype(float).tolist(),
         )
-        for s, a, t in zip(scores, answers, tags)
+        for s, a, t, i in zip(scores, answers, tags, ids)
     ]
