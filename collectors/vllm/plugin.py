@@ -14,7 +14,7 @@ import functools
 import logging
 from typing import Any
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("vllm.vlm_monitor")  # under vLLM's logger: its handlers print it
 
 
 def register() -> None:

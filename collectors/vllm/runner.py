@@ -33,16 +33,18 @@ def _get(obj: Any, name: str) -> Any:
 
 
 def current_step(runner: Any) -> list[StepRequest]:
-    """The requests of the step being run, in the flattened tensor's order."""
+    """The requests of the step being run, in the flattened tensor's order.
+
+    Empty when every request is decoding (the common step: nothing to plan).
+    """
     batch = _get(runner, "input_batch")
     n = int(_get(batch, "num_reqs"))
+    computed = _get(batch, "num_computed_tokens_cpu")[:n]
+    prompt = _get(batch, "num_prompt_tokens")[:n]
+    if not (computed < prompt).any():
+        return []
     qsl = _get(_get(runner, "query_start_loc"), "np")[: n + 1]
-    return step_requests(
-        _get(batch, "req_ids")[:n],
-        qsl,
-        _get(batch, "num_computed_tokens_cpu"),
-        _get(batch, "num_prompt_tokens"),
-    )
+    return step_requests(_get(batch, "req_ids")[:n], qsl, computed, prompt)
 
 
 def finished_request_ids(scheduler_output: Any) -> set[str]:

@@ -16,6 +16,12 @@ from pathlib import Path
 from safetensors.torch import load_file, save_file
 
 TOWER, HUB_TOWER = "vision_tower.", "vision_tower.vision_model."
+CHAT_TEMPLATE = (
+    "{% for m in messages %}{% if m['role'] == 'user' %}USER: {{ m['content'] }} "
+    "{% endif %}{% endfor %}ASSISTANT:"
+)
+"""The LLaVA-1.5 prompt (:func:`monitor.reference_vlm.build.build_prompt`) as a chat
+template: an OpenAI-style server (``vllm serve``) puts ``<image>\n`` before the text."""
 
 
 def hub_key(key: str) -> str:
@@ -32,7 +38,7 @@ def hub_key(key: str) -> str:
 
 
 def make_portable(directory: str | Path) -> None:
-    """Rewrite ``model.safetensors`` keys and ``tokenizer_config.json`` in place.
+    """Rewrite weight keys and ``tokenizer_config.json`` in place; add a chat template.
 
     Parameters
     ----------
@@ -55,3 +61,4 @@ def make_portable(directory: str | Path) -> None:
         config["extra_special_tokens"] = {}  # 4.57 wants a mapping
     config["model_input_names"] = ["input_ids", "attention_mask"]  # no token_type_ids
     path.write_text(json.dumps(config, indent=2) + "\n")
+    (directory / "chat_template.jinja").write_text(CHAT_TEMPLATE + "\n")
