@@ -85,6 +85,8 @@ class VLLMCollector:
         decision ``"fallback"``; :meth:`reasons` says why.
         """
         results = self.take([o.request_id for o in outputs])
+        self.last_results = [results[o.request_id] for o in outputs if o.request_id in results]
+        self._versions = [results.get(o.request_id, {}).get("probe_version") for o in outputs]
         self.last_reasons = {k: r["reason"] for k, r in results.items() if not r["scored"]}
         scores = []
         for output in outputs:
@@ -109,6 +111,9 @@ class VLLMCollector:
     ) -> list[ScoredEvent | None]:
         """Events for scored requests, with the answers, handed to ``emitter`` (never blocks).
 
+        Each event carries the probe version that scored it (a hot swap may fall
+        between two requests of one batch) when ``scores`` are the last :meth:`collect`'s.
+
         Raises
         ------
         ValueError
@@ -116,10 +121,16 @@ class VLLMCollector:
         """
         if len(scores) != len(answers):
             raise ValueError(f"{len(scores)} scores but {len(answers)} answers")
-        events = to_events(
-            scores, answers, [tags] * len(scores), self.settings.model_id,
-            self.info["probe_version"], self.info["layers"][0], self.info["pooling"],
-        )  # fmt: skip
+        versions = getattr(self, "_versions", [])
+        if len(versions) != len(scores):  # not the last collect()'s scores: the attach-time probe
+            versions = [None] * len(scores)
+        events = [
+            to_events(
+                [score], [answer], [tags], self.settings.model_id,
+                version or self.info["probe_version"], self.info["layers"][0], self.info["pooling"],
+            )[0]
+            for score, answer, version in zip(scores, answers, versions)
+        ]  # fmt: skip
         for event in events:
             if event is not None and emitter is not None:
                 emitter.emit(event)

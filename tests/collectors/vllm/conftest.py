@@ -29,6 +29,8 @@ ENGINE = dict(
     block_size=32,  # the CPU attention backend needs a multiple of 32
 )
 os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+# Lets a test run a function in the worker (``collective_rpc(fn)``) to inject a fault.
+os.environ.setdefault("VLLM_ALLOW_INSECURE_SERIALIZATION", "1")
 
 
 def vllm_requests(samples, **extra):
