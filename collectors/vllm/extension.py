@@ -62,6 +62,13 @@ class MonitorWorkerExtension:
             return {}
         return collector.take(request_ids)
 
+    def vlm_monitor_peek(self, request_ids: list[str]) -> dict[str, Any]:
+        """Results by request id, left in place (the response-header middleware reads them)."""
+        collector = getattr(self, ATTRIBUTE, None)
+        if collector is None or not collector.primary:
+            return {}
+        return collector.peek(request_ids)
+
     def vlm_monitor_stats(self) -> dict[str, Any] | None:
         """Counters and state of this worker's collector, or None when none is attached."""
         collector = getattr(self, ATTRIBUTE, None)

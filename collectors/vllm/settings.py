@@ -128,7 +128,7 @@ class VLLMCollectorSettings:
         raw = (os.environ if environ is None else environ).get(ENV, "").strip()
         if not raw:
             return None
-        text = raw if raw.startswith("{") else _read(raw)
+        text = raw if raw.startswith(("{", "[")) else _read(raw)
         try:
             data = json.loads(text)
         except ValueError as exc:
@@ -136,6 +136,19 @@ class VLLMCollectorSettings:
         if not isinstance(data, dict):
             raise SettingsError(f"{ENV} must hold a JSON object, got {type(data).__name__}")
         return cls.from_dict(data)
+
+    def emitter(self, rank: int = 0) -> Any:
+        """A :class:`KafkaEmitter` for the events topic (``{rank}`` in ``spill_path`` replaced).
+
+        Raises
+        ------
+        ValueError, OSError
+            As :class:`KafkaEmitter`.
+        """
+        from collectors.transport.emitter import KafkaEmitter
+
+        spill = None if self.spill_path is None else self.spill_path.replace("{rank}", str(rank))
+        return KafkaEmitter(self.topic, spill_path=spill, **self.kafka)
 
     def load_probe(self) -> LinearProbe:
         """The probe to serve first: the file, or the registry's champion.

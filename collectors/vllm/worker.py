@@ -18,9 +18,8 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 import time
-from collections import Counter, OrderedDict
+from collections import Counter
 from typing import Any
 
 import numpy as np
@@ -33,6 +32,7 @@ from collectors.probe.linear import LinearProbe
 from collectors.routing.gate import RoutingGate
 from collectors.routing.score import Score, to_events
 from collectors.vllm import runner as vr
+from collectors.vllm.results import ResultBook
 from collectors.vllm.scorer import StepScorer
 from collectors.vllm.settings import SettingsError, VLLMCollectorSettings
 from collectors.vllm.steps import plan_step
@@ -78,12 +78,12 @@ class WorkerCollector:
         lo, hi = settings.gray_zone_bounds
         self.gate = RoutingGate(float(settings.confidence_threshold), (float(lo), float(hi)))
         self.primary = vr.is_emitting_rank()
-        self.emitter = self._emitter() if settings.emit and self.primary else None
+        rank = getattr(runner, "local_rank", 0)
+        self.emitter = settings.emitter(rank) if settings.emit and self.primary else None
         self.counts: Counter[str] = Counter()
         self.reasons: Counter[str] = Counter()
-        self.results: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self.results = ResultBook(settings.keep_results, self.counts)
         self._scored: set[str] = set()
-        self._lock = threading.Lock()
         self._image_ids: dict[str, np.ndarray] = {}
         self._handles: list[Any] = []
         self._original: Any = None
@@ -265,13 +265,8 @@ class WorkerCollector:
         )[0]
         if self.emitter is not None and event is not None:
             self.emitter.emit(event)
-        self._store(key, {
-            "request_id": key, "event_id": event_id, "scored": True, "reason": None,
-            "raw_logit": score.raw_logit, "confidence": score.confidence,
-            "decision": score.decision, "probe_version": self.probe.version,
-            "layer": self.layers[0], "pooling": self.probe.pooling, "tag": tag,
-            "state": None if score.state is None else np.asarray(score.state, np.float32).tolist(),
-        })  # fmt: skip
+        where = {"probe_version": self.probe.version, "layer": self.layers[0]}
+        self.results.scored(key, event_id, tag, score, {**where, "pooling": self.probe.pooling})
 
     def _record_unscored(self, req_id: str, reason: str) -> None:
         self._scored.add(req_id)
@@ -279,34 +274,20 @@ class WorkerCollector:
         self.reasons[re.sub(r"\d+", "N", reason)] += 1
         if self.reasons[re.sub(r"\d+", "N", reason)] == 1:
             log.warning("vlm-monitor left request %s unscored: %s", req_id, reason)
-        key = vr.external_id(req_id)
-        self._store(key, {"request_id": key, "scored": False, "reason": reason})
-
-    def _store(self, key: str, record: dict[str, Any]) -> None:
-        with self._lock:
-            self.results[key] = record
-            while len(self.results) > self.settings.keep_results:
-                self.results.popitem(last=False)
-                self.counts["results_dropped"] += 1
+        self.results.unscored(vr.external_id(req_id), reason)
 
     def take(self, request_ids: list[str] | None = None) -> dict[str, dict[str, Any]]:
         """Remove and return results by the callers' request ids (all when ``None``)."""
-        with self._lock:
-            keys = list(self.results) if request_ids is None else request_ids
-            return {k: self.results.pop(k) for k in keys if k in self.results}
+        return self.results.take(request_ids)
+
+    def peek(self, request_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """Results by request id without removing them (``state`` left out)."""
+        return self.results.peek(request_ids)
 
     def _error(self, where: str) -> None:
         self.counts["errors"] += 1
         if self.counts["errors"] == 1:
             log.exception("vlm-monitor collector failed (%s); requests continue unscored", where)
-
-    def _emitter(self) -> Any:
-        from collectors.transport.emitter import KafkaEmitter
-
-        spill = self.settings.spill_path
-        if spill is not None:
-            spill = spill.replace("{rank}", str(getattr(self.runner, "local_rank", 0)))
-        return KafkaEmitter(self.settings.topic, spill_path=spill, **self.settings.kafka)
 
     def stats(self) -> dict[str, Any]:
         """Counters (scored, unscored, errors, probe swaps), reasons, probe and emitter state."""

@@ -28,12 +28,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _post(url: str, body: dict) -> dict:
+def _post(url: str, body: dict) -> tuple[dict, dict]:
     request = urllib.request.Request(
         url, json.dumps(body).encode(), {"Content-Type": "application/json"}
     )
     with urllib.request.urlopen(request, timeout=60) as response:
-        return json.loads(response.read())
+        return json.loads(response.read()), {k.lower(): v for k, v in response.headers.items()}
 
 
 def _image_url(image) -> str:
@@ -88,6 +88,8 @@ def test_vllm_serve_plugin_emits_one_event_per_request(broker, topic_prefix, tmp
         "--enforce-eager", "--dtype", "float32", "--max-model-len", "64",
         "--block-size", "32", "--max-num-seqs", "4", "--port", str(port),
         "--host", "127.0.0.1", "--limit-mm-per-prompt", '{"image": 1}',
+        "--worker-extension-cls", "collectors.vllm.extension.MonitorWorkerExtension",
+        "--middleware", "collectors.vllm.headers.score_headers",
     ]  # fmt: skip
     with open(log, "w") as out:
         process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -107,9 +109,13 @@ def test_vllm_serve_plugin_emits_one_event_per_request(broker, topic_prefix, tmp
             }
             if i < 2:
                 body["vllm_xargs"] = {"event_id": f"client-{i}", "tag": "serve-test"}
-            reply = _post(f"http://127.0.0.1:{port}/v1/chat/completions", body)
+            reply, headers = _post(f"http://127.0.0.1:{port}/v1/chat/completions", body)
             ids.append(f"client-{i}" if i < 2 else reply["id"])
             assert reply["choices"][0]["message"]["content"].strip() in {"yes", "no"}
+            # the client reads its own score from the response headers
+            assert 0.0 <= float(headers["x-vlm-monitor-confidence"]) <= 1.0, headers
+            assert headers["x-vlm-monitor-decision"] in {"serve", "fallback", "self_consistency"}
+            assert headers["x-vlm-monitor-probe"] == "v1"
         kafka = KafkaConfig(bootstrap_servers=broker.bootstrap_servers, topics=topics)
         with Store(tmp_path / "m.duckdb") as store, Ingester(kafka, store) as ingester:
             deadline = time.monotonic() + 60
