@@ -46,6 +46,7 @@ def ingest(
     from monitor.ingest.consumer import Ingester
     from monitor.ingest.progress import IngestProgress
     from monitor.service.housekeeping import Housekeeping
+    from monitor.store.database import StoreError
 
     cfg = load_or_exit(config)
     rm = cfg.reliability_monitor
@@ -92,7 +93,11 @@ def ingest(
         if use_live:
             display = stack.enter_context(Live(progress.table(), console=console))
         housekeeping.tick()
-        ingester.run(stop, poll_timeout_s=0.5, on_poll=on_poll)
+        try:
+            ingester.run(stop, poll_timeout_s=0.5, on_poll=on_poll)
+        except StoreError as exc:  # the store cannot take writes: say why, lose nothing
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from None
         housekeeping.snapshot(running=False)
     console.print(
         f"stopped cleanly after the last transaction: {progress.line()}",

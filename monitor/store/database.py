@@ -24,7 +24,7 @@ from typing import Any
 import pyarrow as pa
 
 from collectors.wire.events import LabelEvent, ScoredEvent
-from monitor.store import outbox, reads, records, retention, writes
+from monitor.store import guard, outbox, reads, records, retention, writes
 from monitor.store.migrations import StoreError, migrate
 from monitor.store.schema import SCHEMA_VERSION, DeadLetter
 
@@ -73,6 +73,7 @@ class Store(reads.ReadsMixin, records.RecordsMixin, outbox.OutboxMixin):
             raise StoreError(f"cannot open store {self.path}: {exc}") from exc
         self._lock = threading.RLock()
         self.read_only = read_only
+        self._file_id = None if memory else guard.file_id(Path(path))
         try:
             if read_only:
                 try:
@@ -150,10 +151,13 @@ class Store(reads.ReadsMixin, records.RecordsMixin, outbox.OutboxMixin):
 
         Raises
         ------
+        StoreError
+            The file was deleted or replaced since it was opened (:meth:`check_file`).
         duckdb.Error
             The write failed; nothing was stored.
         """
         offsets_table = writes.offsets_to_arrow(offsets, topic_ids)
+        self.check_file()
         with self._lock:
             return writes.write_tables(
                 self._con,
@@ -165,6 +169,11 @@ class Store(reads.ReadsMixin, records.RecordsMixin, outbox.OutboxMixin):
                 self.archive_dir,
                 self._mark,
             )
+
+    def check_file(self) -> None:
+        """Raise :class:`StoreError` if the file was deleted or replaced since it was opened."""
+        if self._file_id is not None:
+            guard.check_unchanged(Path(self.path), self._file_id)
 
     def write_batch(
         self,

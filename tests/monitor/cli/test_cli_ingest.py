@@ -186,3 +186,29 @@ def test_time_limits_hold_while_the_broker_is_down(tmp_path, limit):
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     assert "stopped cleanly" in result.stdout and time.monotonic() - t0 < 45
+
+
+def test_ingest_stops_with_the_reason_when_its_store_file_is_deleted(
+    broker, topic_prefix, tmp_path, make_event
+):
+    cfg_path, topics = _config(tmp_path, broker, topic_prefix, ingest_batch_size=50)
+    ensure_topics({"bootstrap_servers": broker.bootstrap_servers}, [topics["events"]], 1)
+    _produce(broker, topics["events"], [encode(make_event(i)) for i in range(100)])
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "monitor.cli", "ingest", "-c", str(cfg_path), "--no-live"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout.readline().startswith("ingesting")
+        assert "msg/s" in proc.stdout.readline()  # the first batch is stored
+        (tmp_path / "m.duckdb").unlink()
+        _produce(broker, topics["events"], [encode(make_event(i)) for i in range(100, 200)])
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 1, err
+    assert "m.duckdb was deleted while open; nothing was written" in err, err

@@ -1,0 +1,39 @@
+"""Notice a store file deleted or replaced while a process holds it open.
+
+DuckDB keeps writing to the open file descriptor of a deleted file, so a store
+whose file was removed would go on "storing" rows that no process can read again.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from monitor.store.migrations import StoreError
+
+
+def file_id(path: Path) -> tuple[int, int] | None:
+    """``(device, inode)`` of the file at ``path``, or None when there is none."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
+def check_unchanged(path: Path, opened: tuple[int, int] | None) -> None:
+    """Raise unless the file at ``path`` is still the one opened as ``opened``.
+
+    Raises
+    ------
+    StoreError
+        Naming the path and what happened to it.
+    """
+    now = file_id(path)
+    if opened is not None and now != opened:
+        what = "deleted" if now is None else "replaced by another file"
+        raise StoreError(
+            f"store {path} was {what} while open; nothing was written. Restart to open "
+            "the file now at that path (ingest resumes from the offsets stored in it, "
+            "or from the start for a new file: no event is lost)"
+        )
