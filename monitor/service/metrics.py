@@ -102,6 +102,7 @@ class MonitorMetrics:
         )
         self._ingest_prev: tuple[float, dict[str, int]] | None = None
         self._server: Any = None
+        self._series: set[tuple[str, tuple[str, ...]]] = set()  # set by the last drift run
 
     def observe_ingest(
         self, totals: Any, newest_event_ts: float | None, now: float | None = None
@@ -134,21 +135,38 @@ class MonitorMetrics:
         self._ingest_prev = (now, current)
 
     def observe_run(self, run: Any) -> None:
-        """Update detector gauges and alert counters from a :class:`DetectionRun`."""
+        """Update detector gauges and alert counters from a :class:`DetectionRun`.
+
+        A subject the run did not score (a retired probe, a model with no traffic in
+        the window) has its detector series removed, so alert rules on them stop
+        instead of firing on a stale last value forever.
+        """
+        series: set[tuple[str, tuple[str, ...]]] = set()
+
+        def put(name: str, labels: tuple[str, ...], value: float) -> None:
+            getattr(self, name).labels(*labels).set(value)
+            series.add((name, labels))
+
         for scored in run.results:
             r, s = scored.result, scored.subject
             labels = (s.model_id, s.probe_version, "*" if s.tag is None else s.tag)
             if r.statistic is None:
                 continue
-            self.statistic.labels(r.detector, *labels, scored.signal).set(r.statistic)
+            put("statistic", (r.detector, *labels, scored.signal), r.statistic)
             if r.detector == "kl_divergence":
-                self.kl.labels(*labels, scored.signal).set(r.statistic)
+                put("kl", (*labels, scored.signal), r.statistic)
             elif r.detector == "calibration_error":
-                self.ece.labels(*labels).set(r.statistic)
+                put("ece", labels, r.statistic)
             elif r.detector == "estimated_accuracy_drop":
-                self.estimated_accuracy.labels(*labels).set(r.details["estimated_accuracy"])
+                put("estimated_accuracy", labels, r.details["estimated_accuracy"])
                 if "labelled_accuracy" in r.details:
-                    self.labelled_accuracy.labels(*labels).set(r.details["labelled_accuracy"])
+                    put("labelled_accuracy", labels, r.details["labelled_accuracy"])
+        for name, labels in self._series - series:
+            try:
+                getattr(self, name).remove(*labels)
+            except KeyError:
+                pass
+        self._series = series
         for alert in run.sent:
             self.alerts.labels(alert.kind, alert.severity).inc()
         for err in run.errors:

@@ -77,3 +77,29 @@ def test_detector_gauges_and_alert_counters(metrics):
     kind = (("kind", "score_drift"), ("severity", "critical"))
     assert got[("vlm_monitor_alerts_total", kind)] == 2
     assert got[("vlm_monitor_last_drift_run_timestamp_seconds", ())] == 123.0
+
+
+def test_series_of_a_subject_no_longer_scored_are_removed(metrics):
+    m, port = metrics
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    ref, cur = rng.beta(5, 2, 500), rng.beta(5, 2, 300)
+    kl = KLDivergence().fit(ref).score(cur)
+    ece = CalibrationError(n_bootstrap=0).fit().score(cur, rng.uniform(size=300) < cur)
+
+    def run_for(*versions):
+        run = DetectionRun(now=1.0, start=0.0, end=1.0, seconds=0.1)
+        run.results = [
+            Scored(Subject("m", v, None), "confidence", r) for v in versions for r in (kl, ece)
+        ]
+        m.observe_run(run)
+        return _scrape(port)
+
+    labels = lambda v: (("model", "m"), ("probe", v), ("tag", "*"))  # noqa: E731
+    got = run_for("v1", "v2")
+    assert ("vlm_monitor_ece", labels("v1")) in got and ("vlm_monitor_ece", labels("v2")) in got
+    got = run_for("v2")  # v1 retired: its series go, v2's stay
+    assert ("vlm_monitor_ece", labels("v1")) not in got
+    assert not any(dict(k[1]).get("probe") == "v1" for k in got if k[0].startswith("vlm_monitor_"))
+    assert got[("vlm_monitor_ece", labels("v2"))] == pytest.approx(ece.statistic)
