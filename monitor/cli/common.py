@@ -51,4 +51,6 @@ def load_or_exit(path: Path | None) -> Config:
     # kafka-python logs every connection attempt at INFO and every refused one at ERROR
     debug = cfg.reliability_monitor.logging.level == "DEBUG"
     logging.getLogger("kafka").setLevel(logging.DEBUG if debug else logging.WARNING)
+    # APScheduler logs every job start and finish at INFO: the daemon logs its own outcomes
+    logging.getLogger("apscheduler").setLevel(logging.DEBUG if debug else logging.WARNING)
     return cfg

@@ -27,6 +27,7 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any
 
 from detectors.base import DetectorResult
@@ -149,9 +150,9 @@ def run_detection(
     run.suppressed = [a for a, _ in decision.suppressed]
     run.seconds = time.perf_counter() - t0
     log.info(
-        "drift run over [%s, %s): %d results, %d errors, %d alerts sent, %d held back (%.2f s)",
-        run.start,
-        run.end,
+        "drift run over [%s, %s) UTC: %d results, %d errors, %d alerts sent, %d held back (%.2f s)",
+        _utc(run.start),
+        _utc(run.end),
         len(run.results),
         len(run.errors),
         len(run.sent),
@@ -159,6 +160,11 @@ def run_detection(
         run.seconds,
     )
     return run
+
+
+def _utc(ts: float) -> str:
+    """``2026-12-02 03:27:23`` for seconds since the epoch (UTC)."""
+    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _run_subject(cfg: Config, store: Any, subject: queries.Subject, run: DetectionRun) -> list:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import time
 import urllib.request
 
@@ -68,7 +69,8 @@ def _cfg(tmp_path, **monitoring):
     )
 
 
-def test_drift_run_alerts_on_a_shift_and_stays_quiet_without_one(tmp_path):
+def test_drift_run_alerts_on_a_shift_and_stays_quiet_without_one(tmp_path, caplog):
+    caplog.set_level("INFO", logger="monitor.detection.run")
     cfg = _cfg(tmp_path)
     rng = np.random.default_rng(1)
     with Store(tmp_path / "m.duckdb") as store:
@@ -89,6 +91,8 @@ def test_drift_run_alerts_on_a_shift_and_stays_quiet_without_one(tmp_path):
         )[0][0]
         assert stored == 2  # MMD and the domain classifier
         assert {r["kind"] for r in store.alerts(limit=100)} >= kinds
+    lines = [r.getMessage() for r in caplog.records if r.name == "monitor.detection.run"]
+    assert any(line.startswith("drift run over [20") and " UTC: " in line for line in lines), lines
 
 
 def test_a_detector_that_raises_is_alerted_and_the_next_run_still_happens(tmp_path):
@@ -223,6 +227,7 @@ def test_cli_run_once_and_alerts(tmp_path):
     runner = CliRunner()
     out = runner.invoke(app, ["run", "--once", "-c", str(cfg_path)])
     assert out.exit_code == 0, out.output
+    assert logging.getLogger("apscheduler").getEffectiveLevel() == logging.WARNING
     assert "m/v1/*/confidence" in out.output and "kl_divergence" in out.output
     listed = runner.invoke(app, ["alerts", "-c", str(cfg_path), "--kind", "calibration_drift"])
     assert listed.exit_code == 0, listed.output
