@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from collectors.generate.prefill import PREFILL, UNSCORED, PrefillDetector, Verdict
+from collectors.model.host_copy import to_host
 from collectors.model.pooling import image_token_mask, pool_hidden
 from collectors.probe.capture import CaptureRequest
 from collectors.probe.linear import LinearProbe
@@ -160,23 +161,11 @@ class PrefillScorer:
         the host in a single transfer; unscored rows yield NaNs.
         """
         pending, self._pending = self._pending, []
-        tensors = [t for p in pending for t in (p.scores, p.states) if t is not None]
-        host = np.empty(0, dtype=np.float32)
-        if tensors:
-            device = tensors[0].device
-            flat = torch.cat([t.reshape(-1).to(device) for t in tensors])
-            host = flat.cpu().numpy()  # the one host sync
-        offset = 0
+        host = iter(to_host([t for p in pending for t in (p.scores, p.states)]))
         for p in pending:
-            scores = np.full((p.batch, 2), np.nan, dtype=np.float32)
-            if p.scores is not None:
-                scores = host[offset : offset + 2 * p.batch].reshape(p.batch, 2)
-                offset += 2 * p.batch
-            states: dict[int, np.ndarray] = {}
-            if p.states is not None:
-                n = p.states.numel()
-                block = host[offset : offset + n].reshape(len(p.rows), -1)
-                states = dict(zip(p.rows, block))
-                offset += n
+            scores, block = next(host), next(host)
+            if scores is None:
+                scores = np.full((p.batch, 2), np.nan, dtype=np.float32)
+            states = {} if block is None else dict(zip(p.rows, block))
             for i in range(p.batch):
                 yield float(scores[i, 0]), float(scores[i, 1]), states.get(i)

@@ -69,6 +69,9 @@ class VLLMCollector:
         lo, hi = settings.gray_zone_bounds
         self.gate = RoutingGate(float(settings.confidence_threshold), (float(lo), float(hi)))
         self.info = llm.collective_rpc("vlm_monitor_attach", args=(settings.to_dict(),))[0]
+        self.last_results: list[dict[str, Any]] = []
+        self.last_reasons: dict[str, str] = {}
+        self._versions: list[str | None] = []  # per output of the last collect()
 
     def take(self, request_ids: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
         """Raw results by request id from the reporting rank (all when ``None``)."""
@@ -121,7 +124,7 @@ class VLLMCollector:
         """
         if len(scores) != len(answers):
             raise ValueError(f"{len(scores)} scores but {len(answers)} answers")
-        versions = getattr(self, "_versions", [])
+        versions = self._versions
         if len(versions) != len(scores):  # not the last collect()'s scores: the attach-time probe
             versions = [None] * len(scores)
         events = [

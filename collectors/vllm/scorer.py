@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from collectors.model.host_copy import to_host
 from collectors.probe.capture import CaptureRequest
 from collectors.probe.linear import LinearProbe
 from collectors.vllm.steps import StepPlan
@@ -150,21 +151,11 @@ class StepScorer:
         One device-to-host copy for all of them.
         """
         pending, self._pending = self._pending, []
-        if not pending:
-            return []
-        tensors = [t for p in pending for t in (p.scores, p.states) if t is not None]
-        device = tensors[0].device
-        host = torch.cat([t.reshape(-1).float().to(device) for t in tensors]).cpu().numpy()
-        out, offset = [], 0
+        host = iter(to_host([t for p in pending for t in (p.scores, p.states)]))
+        out = []
         for p in pending:
-            n = len(p.req_ids)
-            scores = host[offset : offset + 2 * n].reshape(n, 2)
-            offset += 2 * n
-            states: dict[int, np.ndarray] = {}
-            if p.states is not None:
-                size = p.states.numel()
-                states = dict(zip(p.rows, host[offset : offset + size].reshape(len(p.rows), -1)))
-                offset += size
+            scores, block = next(host), next(host)
+            states = {} if block is None else dict(zip(p.rows, block))
             for i, req_id in enumerate(p.req_ids):
                 out.append((req_id, float(scores[i, 0]), float(scores[i, 1]), states.get(i)))
         return out

@@ -253,26 +253,23 @@ class WorkerCollector:
         key = vr.external_id(req_id)
         event_id = str(extra.get("event_id") or key)
         tag = str(extra.get("tag") or "")
-        event = to_events(
-            [score],
-            [""],
-            [tag],
-            self.settings.model_id,
-            self.probe.version,
-            self.layers[0],
-            self.probe.pooling,
-            event_ids=[event_id],
-        )[0]
-        if self.emitter is not None and event is not None:
-            self.emitter.emit(event)
+        if self.emitter is not None:  # offline callers emit from their own process
+            version, layer, pooling = self.probe.version, self.layers[0], self.probe.pooling
+            event = to_events(
+                [score], [""], [tag], self.settings.model_id, version, layer, pooling,
+                event_ids=[event_id],
+            )[0]  # fmt: skip
+            if event is not None:
+                self.emitter.emit(event)
         where = {"probe_version": self.probe.version, "layer": self.layers[0]}
         self.results.scored(key, event_id, tag, score, {**where, "pooling": self.probe.pooling})
 
     def _record_unscored(self, req_id: str, reason: str) -> None:
         self._scored.add(req_id)
         self.counts["unscored"] += 1
-        self.reasons[re.sub(r"\d+", "N", reason)] += 1
-        if self.reasons[re.sub(r"\d+", "N", reason)] == 1:
+        kind = re.sub(r"\d+", "N", reason)
+        self.reasons[kind] += 1
+        if self.reasons[kind] == 1:
             log.warning("vlm-monitor left request %s unscored: %s", req_id, reason)
         self.results.unscored(vr.external_id(req_id), reason)
 
