@@ -25,6 +25,7 @@ import pyarrow as pa
 
 from collectors.wire.events import LabelEvent, ScoredEvent
 from monitor.store import guard, outbox, reads, records, retention, writes
+from monitor.store.id_index import IdIndex
 from monitor.store.migrations import StoreError, migrate
 from monitor.store.schema import SCHEMA_VERSION, DeadLetter
 
@@ -72,6 +73,7 @@ class Store(reads.ReadsMixin, records.RecordsMixin, outbox.OutboxMixin):
         except duckdb.Error as exc:
             raise StoreError(f"cannot open store {self.path}: {exc}") from exc
         self._lock = threading.RLock()
+        self._ids: IdIndex | None = None  # built at the first write
         self.read_only = read_only
         self._file_id = None if memory else guard.file_id(Path(path))
         try:
@@ -152,23 +154,32 @@ class Store(reads.ReadsMixin, records.RecordsMixin, outbox.OutboxMixin):
         Raises
         ------
         StoreError
-            The file was deleted or replaced since it was opened (:meth:`check_file`).
+            The file was deleted or replaced since it was opened (:meth:`check_file`),
+            or its disk is full (the message names the directory and the free space);
+            nothing was stored.
         duckdb.Error
             The write failed; nothing was stored.
         """
         offsets_table = writes.offsets_to_arrow(offsets, topic_ids)
         self.check_file()
         with self._lock:
-            return writes.write_tables(
-                self._con,
-                events,
-                states,
-                labels,
-                dead_letters,
-                offsets_table,
-                self.archive_dir,
-                self._mark,
-            )
+            if self._ids is None:
+                self._ids = IdIndex.load(self._con)
+            try:
+                return writes.write_tables(
+                    self._con,
+                    events,
+                    states,
+                    labels,
+                    dead_letters,
+                    offsets_table,
+                    self.archive_dir,
+                    self._mark,
+                    self._ids,
+                )
+            except Exception as exc:
+                guard.raise_if_disk_full(self.path, exc)
+                raise
 
     def check_file(self) -> None:
         """Raise :class:`StoreError` if the file was deleted or replaced since it was opened."""

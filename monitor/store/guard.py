@@ -7,6 +7,7 @@ whose file was removed would go on "storing" rows that no process can read again
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 from monitor.store.migrations import StoreError
@@ -37,3 +38,29 @@ def check_unchanged(path: Path, opened: tuple[int, int] | None) -> None:
             "the file now at that path (ingest resumes from the offsets stored in it, "
             "or from the start for a new file: no event is lost)"
         )
+
+
+#: How the operating system says a file may not grow, as DuckDB passes it on.
+_NO_ROOM = ("No space left on device", "File too large", "Disk quota exceeded")
+
+
+def raise_if_disk_full(path: Path | str, exc: BaseException) -> None:
+    """Raise :class:`StoreError` naming the directory and its free space when ``exc`` (a
+    failed write) is the file system refusing to grow the store; return otherwise.
+
+    DuckDB aborts the transaction itself then, so the caller's ROLLBACK would fail
+    with "no transaction is active" and hide the cause.
+    """
+    text = str(exc)
+    if not any(marker in text for marker in _NO_ROOM) or str(path) == ":memory:":
+        return
+    where = Path(path).resolve().parent
+    try:
+        free = f"{shutil.disk_usage(where).free / 1e6:,.1f} MB free"
+    except OSError:
+        free = "free space unknown"
+    raise StoreError(
+        f"store {path}: the file system refused to grow it ({free} in {where}; "
+        f"DuckDB said: {text.splitlines()[0]}). Nothing of this batch was stored; free "
+        "space and restart: ingest resumes from the offsets stored in the file"
+    ) from exc

@@ -3,12 +3,13 @@
 Duplicates are rejected by ``event_id``, first occurrence wins:
 
 - within a batch, by keeping each id's first row;
-- events against stored events by an anti-join restricted to the batch's ``ts``
-  range, which DuckDB answers from the row-group min/max of ``ts`` (the same
-  event always carries the same ``ts``); when the range reaches below the
-  archive's watermark, against the archived day partitions it covers as well.
-  This replaced a primary-key index, which halved insert throughput
-  (``bench/ingest.py``) and could not see the archive;
+- events against every stored event, live or archived, whatever ``ts`` the copy
+  carries: an in-memory index of id hashes (:mod:`monitor.store.id_index`) proves
+  most ids new; its candidates are confirmed against the rows themselves, first
+  within their ``ts`` range (where a replayed copy is; DuckDB answers it from the
+  row-group min/max of ``ts``), then across all rows for any left. This replaced
+  a primary-key index, which halved insert throughput (``bench/ingest.py``) and
+  could not see the archive;
 - labels and dead letters by their primary keys (``INSERT OR IGNORE``);
 - states follow their events: a state is stored only with a newly stored event.
 """
@@ -25,6 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from collectors.wire.events import LabelEvent, ScoredEvent, pack_state
+from monitor.store.id_index import IdIndex, batch_hashes
 from monitor.store.retention import archived_files, days_between
 from monitor.store.schema import (
     DEAD_SCHEMA,
@@ -127,31 +129,64 @@ def first_per_id(table: pa.Table) -> pa.Table:
 
 
 def _insert_events(
-    con: Any, events: pa.Table, archive_dir: Path | None, mark: float, want_ids: bool
-) -> pa.Table | int:
-    """Insert events whose id is not stored yet; return the inserted ids (one-column table)
-    when ``want_ids``, else their number (``RETURNING`` costs about 20 %)."""
-    bounds = pc.min_max(events.column("ts"))
-    lo, hi = float(bounds["min"].as_py()), float(bounds["max"].as_py())
+    con: Any,
+    events: pa.Table,
+    archive_dir: Path | None,
+    mark: float,
+    want_ids: bool,
+    index: IdIndex,
+) -> tuple[pa.Table | int, np.ndarray]:
+    """Insert events whose id is not stored yet.
+
+    Returns the inserted ids (a one-column table) when ``want_ids``, else their
+    number (``RETURNING`` costs about 20 %), and the inserted rows' id hashes
+    for ``index`` once the transaction commits.
+    """
     con.register("_events", events)
-    sql = (
-        "INSERT INTO events SELECT b.* FROM _events AS b ANTI JOIN "
-        "(SELECT event_id FROM events WHERE ts BETWEEN $lo AND $hi) AS e USING (event_id)"
-    )
-    files = []
-    if lo < mark:
-        files = archived_files(archive_dir, "events", days_between(lo, min(hi, mark)))
-    if files:
-        sql += (
-            f" ANTI JOIN (SELECT event_id FROM read_parquet({_files_sql(files)}) "
-            "WHERE ts BETWEEN $lo AND $hi) AS a USING (event_id)"
-        )
     try:
+        hashes = batch_hashes(con, "_events")
+        seen = index.contains(hashes)
+        if seen.any():
+            stored = _stored_ids(con, events.filter(pa.array(seen)), archive_dir, mark)
+            fresh = ~(seen & np.asarray(pc.is_in(events.column("event_id"), stored)))
+            events, hashes = events.filter(pa.array(fresh)), hashes[fresh]
+            _unregister(con, "_events")
+            con.register("_events", events)
+        sql = "INSERT INTO events SELECT * FROM _events"
         if want_ids:
-            return fetch_arrow(con.execute(sql + " RETURNING event_id", {"lo": lo, "hi": hi}))
-        return int(con.execute(sql, {"lo": lo, "hi": hi}).fetchone()[0])
+            return fetch_arrow(con.execute(sql + " RETURNING event_id")), hashes
+        return int(con.execute(sql).fetchone()[0]), hashes
     finally:
         _unregister(con, "_events")
+
+
+def _stored_ids(con: Any, candidates: pa.Table, archive_dir: Path | None, mark: float) -> pa.Array:
+    """Which candidate ids are stored: first where a replayed copy is (the candidates' ``ts``
+    range, live rows and the archived days it covers), then, for any left, every stored row."""
+    bounds = pc.min_max(candidates.column("ts"))
+    lo, hi = float(bounds["min"].as_py()), float(bounds["max"].as_py())
+    con.register("_candidates", candidates.select(["event_id"]))
+    try:
+        near = "SELECT event_id FROM events WHERE ts BETWEEN $lo AND $hi"
+        files = []
+        if lo < mark:
+            files = archived_files(archive_dir, "events", days_between(lo, min(hi, mark)))
+        if files:
+            near += (
+                f" UNION ALL SELECT event_id FROM read_parquet({_files_sql(files)}) "
+                "WHERE ts BETWEEN $lo AND $hi"
+            )
+        found = fetch_arrow(con.execute(
+            f"SELECT DISTINCT event_id FROM _candidates SEMI JOIN ({near}) USING (event_id)",
+            {"lo": lo, "hi": hi},
+        )).column(0)  # fmt: skip
+        if len(found) < candidates.num_rows:  # a copy stamped with another time
+            found = fetch_arrow(con.execute(
+                "SELECT DISTINCT event_id FROM _candidates SEMI JOIN all_events USING (event_id)"
+            )).column(0)  # fmt: skip
+        return found.combine_chunks() if isinstance(found, pa.ChunkedArray) else found
+    finally:
+        _unregister(con, "_candidates")
 
 
 def _files_sql(files: list[str]) -> str:
@@ -167,6 +202,7 @@ def write_tables(
     offsets: pa.Table | None = None,
     archive_dir: Path | None = None,
     archive_mark: float = float("-inf"),
+    index: IdIndex | None = None,
 ) -> dict[str, int]:
     """Write one batch and its offsets in one transaction; return rows inserted per table.
 
@@ -181,6 +217,11 @@ def write_tables(
         Parquet archive to check for events older than ``archive_mark``.
     archive_mark : float
         Rows with ``ts`` below this were archived, seconds since the Unix epoch.
+    index : IdIndex, optional
+        Hashes of the stored event ids (:mod:`monitor.store.id_index`), extended
+        with the inserted ones once the transaction commits. Default: built from
+        the store's events on each call (slow; :class:`~monitor.store.database.Store`
+        keeps one).
 
     Returns
     -------
@@ -193,12 +234,15 @@ def write_tables(
         The write failed; nothing of the batch, offsets included, was stored.
     """
     inserted = {"events": 0, "states": 0, "labels": 0, "dead_letters": 0}
+    if index is None and events is not None and events.num_rows:
+        index = IdIndex.load(con)
+    hashes = None
     con.execute("BEGIN TRANSACTION")
     try:
         if events is not None and events.num_rows:
             events = first_per_id(events)
             with_states = states is not None and states.num_rows > 0
-            new = _insert_events(con, events, archive_dir, archive_mark, with_states)
+            new, hashes = _insert_events(con, events, archive_dir, archive_mark, with_states, index)
             inserted["events"] = new if isinstance(new, int) else new.num_rows
             if with_states and inserted["events"]:
                 states = first_per_id(states)
@@ -213,8 +257,11 @@ def write_tables(
             _insert(con, "INSERT OR REPLACE INTO offsets", offsets)
         con.execute("COMMIT")
     except BaseException:
-        con.execute("ROLLBACK")
+        with contextlib.suppress(Exception):  # DuckDB may have aborted it already (disk full)
+            con.execute("ROLLBACK")
         raise
+    if hashes is not None and index is not None:
+        index.add(hashes)
     return inserted
 
 

@@ -1,3 +1,4 @@
+import dataclasses
 import shutil
 
 import numpy as np
@@ -67,8 +68,10 @@ def test_replayed_and_late_events_are_checked_against_the_archive(tmp_path, make
     with Store(tmp_path / "m.duckdb") as store:
         events = _fill(store, make_event, make_label)
         store.archive(days=3, now=NOW)
-        # a replay of archived events (and of live ones) stores nothing
+        # a replay of archived events (and of live ones) stores nothing, whatever its ts
         assert store.write_batch(events)["events"] == 0
+        restamped = [dataclasses.replace(e, ts=NOW) for e in events[:3]]
+        assert store.write_batch(restamped)["events"] == 0
         # a late event for an archived day is stored live, then archived into the same day
         late = make_event(1000, ts=events[1].ts + 1.0, state=[1.0, 2.0])
         assert store.write_batch([late], [make_label(1000)])["events"] == 1

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import math
 
@@ -109,6 +110,34 @@ def test_write_batch_is_idempotent_on_event_id(tmp_store, make_event, make_label
     ]
     tmp_store.write_batch(offsets={("t", 0): 4})  # offsets are upserted, not kept at the max
     assert tmp_store.stored_offsets() == {("t", 0): 4}
+
+
+@pytest.mark.parametrize("shift", [1e-6, 1.0, 86_400.0, -3.0e7, 9.0e8])
+def test_a_copy_with_another_timestamp_is_not_stored_again(tmp_path, make_event, shift):
+    """First occurrence wins whatever ``ts`` the copy carries, before and after a reopen."""
+    original = make_event(1)
+    copy = dataclasses.replace(make_event(1, confidence=0.01), ts=original.ts + shift)
+    with Store(tmp_path / "m.duckdb") as store:
+        store.write_batch([original, make_event(2)])
+        assert store.write_batch([copy, make_event(3)])["events"] == 1
+    with Store(tmp_path / "m.duckdb") as store:  # the index is rebuilt from the file
+        assert store.write_batch([copy])["events"] == 0
+        rows = store.execute("SELECT ts, confidence FROM events WHERE event_id = 'ev-000001'")
+        assert rows == [(original.ts, original.confidence)]
+        assert store.counts()["events"] == 3
+
+
+def test_an_id_hash_already_indexed_never_drops_a_new_event(tmp_store, make_event):
+    """A hash in the index is only a candidate: a colliding new id is still stored."""
+    from monitor.store.id_index import IdIndex
+
+    tmp_store.write_batch([make_event(1)])
+    fresh = make_event(2)
+    (h,) = tmp_store.execute(f"SELECT hash('{fresh.event_id}')")[0]
+    tmp_store._ids.add(np.array([h], dtype=np.uint64))  # as if another id had this hash
+    assert tmp_store.write_batch([fresh])["events"] == 1
+    assert tmp_store.write_batch([fresh])["events"] == 0
+    assert isinstance(tmp_store._ids, IdIndex)
 
 
 def test_write_batch_is_one_transaction(tmp_store, make_event):
