@@ -43,6 +43,7 @@ def ingest(
     A stop signal takes effect after the current transaction. Events and states
     older than ``store.retention_days`` move to the Parquet archive once an hour.
     """
+    from monitor.ingest.clock import EventClock
     from monitor.ingest.consumer import Ingester
     from monitor.ingest.progress import IngestProgress
     from monitor.service.housekeeping import Housekeeping
@@ -63,7 +64,12 @@ def ingest(
         stack.callback(lambda: [signal.signal(s, h) for s, h in previous.items()])
         store = stack.enter_context(open_store(cfg))
         ingester = stack.enter_context(
-            Ingester(rm.kafka, store, batch_size=batch_size or rm.store.ingest_batch_size)
+            Ingester(
+                rm.kafka,
+                store,
+                batch_size=batch_size or rm.store.ingest_batch_size,
+                clock=EventClock.from_config(rm.store),
+            )
         )
         clock = {"line": time.monotonic()}
         housekeeping = Housekeeping(store, rm.store, progress)

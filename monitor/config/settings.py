@@ -211,6 +211,17 @@ class StoreConfig(_Strict):
     archive_dir: Path = Path("vlm-monitor-data/archive")
     retention_days: float = Field(30.0, ge=0.0)
     ingest_batch_size: int = Field(5000, ge=1)
+    # an event's ts against its Kafka record's time and the ingester's clock (monitor.ingest.clock)
+    max_clock_skew: str = "5m"
+    max_lateness: str = "7d"
+
+    @field_validator("max_clock_skew", "max_lateness")
+    @classmethod
+    def _duration(cls, v: str) -> str:
+        from monitor.config.durations import parse_duration
+
+        parse_duration(v)
+        return v
 
 
 class RetrainConfig(_Strict):

@@ -27,6 +27,7 @@ from monitor.demo.retrain_step import demo_auto_retrain
 from monitor.demo.traffic import Window, capture_states, run_window
 from monitor.demo.windows import evaluate_windows
 from monitor.ingest.admin import ensure_topics, is_reachable
+from monitor.ingest.clock import EventClock
 from monitor.ingest.consumer import Ingester
 from monitor.reference_vlm.model import load_reference_model
 from monitor.reference_vlm.shapes import make_samples
@@ -171,7 +172,7 @@ def run_demo(
         if fresh_broker:  # a new in-memory broker starts its offsets at 0 again
             for topic in (topics.events, topics.labels):
                 store.clear_offsets(topic)
-        ingester = Ingester(rm.kafka, store)
+        ingester = Ingester(rm.kafka, store, clock=EventClock.from_config(rm.store))
         stack.callback(ingester.close)
         expected = sum(len(w.events) for w in windows)
         stats = ingester.run_until_idle(idle_s=2.0, max_s=120.0)

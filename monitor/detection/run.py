@@ -3,7 +3,8 @@
 For each subject (:class:`monitor.store.queries.Subject`: model, probe version and
 request tag) seen in the current window ``[now - detection_window, now)``:
 
-- the reference window is the subject's first ``reference_window`` of traffic;
+- the reference window is the subject's first ``reference_window`` of traffic, from
+  the first time ``min_window_events`` fit in it (:func:`monitor.store.queries.reference_start`);
 - **score drift** on the calibrated confidence and on the raw probe logit: KL
   divergence, PSI, Jensen-Shannon distance (bins fixed on the reference: [0, 1]
   for the confidence, the reference's range for the logit) and the KS test;
@@ -169,8 +170,10 @@ def _utc(ts: float) -> str:
 
 def _run_subject(cfg: Config, store: Any, subject: queries.Subject, run: DetectionRun) -> list:
     """Score one subject over the run's window, store the results, return its alerts."""
-    first = queries.first_ts(store, subject)
-    ref = (first, first + parse_duration(cfg.reliability_monitor.monitoring.reference_window))
+    mon = cfg.reliability_monitor.monitoring
+    span = parse_duration(mon.reference_window)
+    first = queries.reference_start(store, subject, span, mon.min_window_events)
+    ref = (first, first + span)
     alerts: list[Alert] = []
     for item in score_window(cfg, store, subject, ref, (run.start, run.end)):
         if isinstance(item, Failure):

@@ -27,6 +27,7 @@ from collectors.transport.emitter import new_kafka_client
 from monitor.config.settings import KafkaConfig
 from monitor.ingest import assignment
 from monitor.ingest.admin import ensure_topics
+from monitor.ingest.clock import EventClock
 from monitor.ingest.pipeline import (  # noqa: F401 - IngestStats is part of this module's API
     IngestStats,
     PreparedBatch,
@@ -41,6 +42,9 @@ from monitor.ingest.widths import StateWidths, store_lookup
 from monitor.store.database import Store
 
 log = logging.getLogger(__name__)
+
+
+DEFAULT_CLOCK = EventClock()  # frozen: shared safely
 
 
 class Ingester:
@@ -63,6 +67,10 @@ class Ingester:
     pipelined : bool
         In :meth:`run` and :meth:`run_until_idle`, decode the next batch while the
         previous one is written (:mod:`monitor.ingest.pipeline`); :meth:`poll_once` never does.
+    clock : EventClock or None
+        Bounds on each event's ``ts`` against its record's timestamp and this
+        process's clock (:mod:`monitor.ingest.clock`); events outside them are dead
+        letters. None: only the wire format's [2000, 2100] range applies.
 
     Raises
     ------
@@ -85,6 +93,7 @@ class Ingester:
         refresh_s: float = 30.0,
         connect_timeout_s: float = 5.0,
         pipelined: bool = True,
+        clock: EventClock | None = DEFAULT_CLOCK,
     ) -> None:
         if int(batch_size) < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -92,6 +101,7 @@ class Ingester:
         self.store = store
         self.batch_size = int(batch_size)
         self._widths = StateWidths(store_lookup(store))
+        self.clock = clock
         self.create_topics = create_topics
         self.refresh_s = refresh_s
         self.connect_timeout_s = connect_timeout_s
@@ -159,7 +169,7 @@ class Ingester:
             self._restart_topics(recreated, {k: v for k, v in firsts.items() if k[0] not in
                                              recreated})  # fmt: skip
             return None
-        return prepare(polled, self._topic_ids, t0, self._widths)
+        return prepare(polled, self._topic_ids, t0, self._widths, self.clock)
 
     def _collect(self, batch: PreparedBatch | None) -> IngestStats:
         """Stats of a written batch, added to :attr:`totals`."""

@@ -17,6 +17,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
 from monitor.ingest.decode import DecodedBatch, decode_batch
@@ -116,15 +117,21 @@ class WriteFailed(Exception):
 
 
 def prepare(
-    polled: dict, topic_ids: dict[str, str | None], started: float, widths: Any = None
+    polled: dict,
+    topic_ids: dict[str, str | None],
+    started: float,
+    widths: Any = None,
+    clock: Any = None,
 ) -> PreparedBatch | None:
     """Decode one poll (``{TopicPartition: [ConsumerRecord]}``); None when it is empty.
 
-    A message that does not decode, or whose state width differs from its subject's
-    (``widths``, a :class:`monitor.ingest.widths.StateWidths`), becomes a dead letter
-    with its raw bytes, the error and its coordinates.
+    A message that does not decode, whose state width differs from its subject's
+    (``widths``, a :class:`monitor.ingest.widths.StateWidths`), or whose ``ts`` is
+    outside the bounds of ``clock`` (a :class:`monitor.ingest.clock.EventClock`)
+    becomes a dead letter with its raw bytes, the error and its coordinates.
     """
     values: list[bytes | None] = []
+    sent_ms: list[int] = []
     coords: list[tuple[str, int, int]] = []
     offsets: dict[tuple[str, int], int] = {}
     first: dict[tuple[str, int], int] = {}
@@ -134,13 +141,16 @@ def prepare(
         first[(tp.topic, tp.partition)] = records[0].offset
         offsets[(tp.topic, tp.partition)] = records[-1].offset + 1
         values += [rec.value for rec in records]
+        sent_ms += [-1 if rec.timestamp is None else int(rec.timestamp) for rec in records]
         coords += [(tp.topic, tp.partition, rec.offset) for rec in records]
     if not values:
         return None
     decoded = decode_batch(values)
+    now = time.time()
+    if clock is not None:
+        clock.check(decoded, np.asarray(sent_ms, dtype=np.int64), now)
     if widths is not None:
         widths.check(decoded)
-    now = time.time()
     dead = [
         DeadLetter(
             raw=values[i] or b"",

@@ -12,10 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from monitor.ingest.decode import DecodedBatch
+from monitor.ingest.rejects import reject_events
 
 Lookup = Callable[[str, str], "int | None"]
 
@@ -57,6 +56,7 @@ class StateWidths:
         models = batch.events.column("model_id").to_pylist()
         probes = batch.events.column("probe_version").to_pylist()
         bad = np.zeros(len(ids), dtype=bool)
+        reasons = []
         for row, (event_id, model, probe) in enumerate(zip(ids, models, probes)):
             dim = width.get(event_id)
             if dim is None:
@@ -68,16 +68,8 @@ class StateWidths:
                 self.known[key] = dim  # the first width of a new subject
             elif self.known[key] != dim:
                 bad[row] = True
-                batch.errors.append((
-                    int(batch.event_positions[row]),
+                reasons.append(
                     f"state width {dim} differs from the {self.known[key]} of {model}/{probe} "
-                    "already stored",
-                ))  # fmt: skip
-        if bad.any():
-            dropped = pa.array([i for i, b in zip(ids, bad) if b])
-            batch.events = batch.events.filter(pa.array(~bad))
-            batch.event_positions = batch.event_positions[~bad]
-            batch.states = batch.states.filter(
-                pc.invert(pc.is_in(batch.states.column("event_id"), dropped))
-            )
-            batch.errors.sort()
+                    "already stored"
+                )
+        reject_events(batch, bad, reasons)

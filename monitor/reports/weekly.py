@@ -167,8 +167,9 @@ def _subject_week(
 ) -> dict[str, Any]:
     """Results, daily series, figures and evidently inputs of one subject."""
     mon = cfg.reliability_monitor.monitoring
-    first = queries.first_ts(store, subject)
-    ref = (first, first + parse_duration(mon.reference_window))
+    span = parse_duration(mon.reference_window)
+    first = queries.reference_start(store, subject, span, mon.min_window_events)
+    ref = (first, first + span)
     scored = score_window(cfg, store, subject, ref, (start, end), states=False)
     ok = [s for s in scored if not isinstance(s, Failure)]
     results = [s.result for s in ok]

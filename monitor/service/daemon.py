@@ -181,6 +181,7 @@ class MonitorDaemon:
     def _start_ingest(self) -> None:
         """The ingest thread, with the same batch size, retention and status snapshot as
         ``vlm-monitor ingest``."""
+        from monitor.ingest.clock import EventClock
         from monitor.ingest.consumer import Ingester
         from monitor.ingest.progress import IngestProgress
         from monitor.service.housekeeping import Housekeeping
@@ -195,7 +196,10 @@ class MonitorDaemon:
             if self._ingester is not None:
                 self._ingester.close()
             self._ingester = ingester = Ingester(
-                rm.kafka, self.store, batch_size=rm.store.ingest_batch_size
+                rm.kafka,
+                self.store,
+                batch_size=rm.store.ingest_batch_size,
+                clock=EventClock.from_config(rm.store),
             )
 
             def on_poll(stats: Any) -> None:

@@ -129,6 +129,42 @@ def first_ts(store: Any, subject: Subject) -> float | None:
     return store.execute(f"SELECT min(ts) FROM {events} WHERE {where}", params)[0][0]
 
 
+def reference_start(
+    store: Any, subject: Subject, span_s: float, min_events: int, scan: int = 100_000
+) -> float | None:
+    """Start of the subject's reference window: where its traffic begins, not its oldest stamp.
+
+    The earliest event time ``t`` whose window ``[t, t + span_s]`` holds at least
+    ``min_events`` events, among the subject's first ``scan`` events; the first
+    event's time when no such window starts there. A few stray early events (a
+    late replay, a skewed clock inside the ingest bounds) therefore cannot pin
+    the reference to a window holding only themselves.
+
+    Parameters
+    ----------
+    span_s : float
+        Length of the reference window, seconds.
+    min_events : int
+        Events the window must hold (the detectors' ``min_window_events``).
+
+    Returns
+    -------
+    float or None
+        Seconds since the Unix epoch; None when the subject has no event.
+    """
+    events, _ = _layout(store)
+    where, params = subject.where()
+    k = max(int(min_events), 1)
+    rows = store.execute(
+        f"SELECT min(ts) FILTER (WHERE later <= ts + ?), min(ts) FROM ("
+        f"SELECT ts, lead(ts, {k - 1}) OVER (ORDER BY ts) AS later FROM ("
+        f"SELECT ts FROM {events} WHERE {where} ORDER BY ts LIMIT {int(scan)}))",
+        [float(span_s)] + params,
+    )
+    dense, first = rows[0]
+    return first if dense is None else dense
+
+
 def scores(
     store: Any, subject: Subject, start: float | None, end: float | None, column: str
 ) -> np.ndarray:

@@ -29,7 +29,12 @@ def _config(tmp_path, broker, prefix, **store):
                 "bootstrap_servers": broker.bootstrap_servers,
                 "topics": {"events": f"{prefix}-events", "labels": f"{prefix}-labels"},
             },
-            "store": {"path": str(tmp_path / "m.duckdb"), "retention_days": 0, **store},
+            "store": {
+                "path": str(tmp_path / "m.duckdb"),
+                "retention_days": 0,
+                "max_lateness": "100000d",  # the fixture events are stamped in 2023, sent now
+                **store,
+            },
         }
     }
     path = tmp_path / "config.yaml"

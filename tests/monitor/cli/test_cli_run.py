@@ -60,7 +60,10 @@ def _cfg(tmp_path, **monitoring):
         {
             "reliability_monitor": {
                 "monitoring": mon,
-                "store": {"path": str(tmp_path / "m.duckdb"), "reports_dir": str(tmp_path / "r")},
+                "store": {
+                    "path": str(tmp_path / "m.duckdb"),
+                    "reports_dir": str(tmp_path / "r"),
+                },
                 "alerts": {"sinks": ["log", "store"], "cooldown": "0"},
                 "metrics": {"port": 0},
             }
@@ -150,6 +153,7 @@ def test_daemon_ingests_runs_jobs_and_serves_metrics(broker, topic_prefix, tmp_p
                     "archive_dir": str(tmp_path / "archive"),
                     "retention_days": 30,
                     "ingest_batch_size": 64,
+                    "max_lateness": "60d",  # the "old" model's events are 40 days old
                 },
                 "alerts": {"sinks": ["log", "store", "kafka"]},
                 "metrics": {"port": 0},

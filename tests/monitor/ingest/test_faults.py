@@ -19,6 +19,9 @@ from monitor.ingest.consumer import Ingester
 from monitor.service.broker import EmbeddedBroker
 from monitor.store.database import Store
 
+# clock=None: the fixture events are stamped in 2023 and sent now; the bounds on an event's
+# ts against its record's time are tested in test_clock.py.
+
 ROOT = Path(__file__).resolve().parents[3]
 
 
@@ -81,7 +84,12 @@ def test_sigkill_mid_batch_loses_and_doubles_nothing(
             "logging": {"level": "WARNING"},
             "kafka": {"bootstrap_servers": broker.bootstrap_servers, "topics": {
                 "events": kafka.topics.events, "labels": kafka.topics.labels}},
-            "store": {"path": str(store_path), "retention_days": 0, "ingest_batch_size": 25},
+            "store": {
+                "path": str(store_path),
+                "retention_days": 0,
+                "ingest_batch_size": 25,
+                "max_lateness": "100000d",  # the events are stamped in 2023, sent now
+            },
         }
     }  # fmt: skip
     cfg_path = tmp_path / "config.yaml"
@@ -141,7 +149,7 @@ def test_broker_restart_mid_stream_resumes(tmp_path, topic_prefix, make_event):
     port, servers = first.port, first.bootstrap_servers
     kafka = _kafka(servers, topic_prefix)
     store = Store(tmp_path / "m.duckdb")
-    ingester = Ingester(kafka, store, batch_size=100, connect_timeout_s=1.0)
+    ingester = Ingester(kafka, store, clock=None, batch_size=100, connect_timeout_s=1.0)
     stop = threading.Event()
     thread = threading.Thread(target=ingester.run, args=(stop, 0.2, (0.2, 1.0)))
     thread.start()
@@ -168,7 +176,7 @@ def test_broker_restart_mid_stream_resumes(tmp_path, topic_prefix, make_event):
         brokers.append(EmbeddedBroker(port=port, log_path=log).start(timeout_s=20))
         ensure_topics(kafka.client_kwargs(), [kafka.topics.events, kafka.topics.labels])
         _produce(servers, [(kafka.topics.events, encode(make_event(i))) for i in range(950, 1650)])
-        with Ingester(kafka, store, batch_size=100) as fresh:
+        with Ingester(kafka, store, clock=None, batch_size=100) as fresh:
             fresh.run_until_idle(idle_s=1.0, max_s=60)
         n, distinct = store.execute("SELECT count(*), count(DISTINCT event_id) FROM events")[0]
         assert n == distinct == 1650
@@ -203,7 +211,7 @@ def test_thousand_malformed_messages_all_become_dead_letters(
     items = [(True, v) for v in good] + [(False, v) for v in bad]
     items = [items[i] for i in rng.permutation(len(items))]
     where = _produce(broker.bootstrap_servers, [(kafka.topics.events, v) for _, v in items])
-    with Ingester(kafka, tmp_store, batch_size=700) as ingester:
+    with Ingester(kafka, tmp_store, clock=None, batch_size=700) as ingester:
         stats = ingester.run_until_idle(idle_s=1.0, max_s=60)
     assert (stats.n_messages, stats.n_events, stats.n_dead) == (6000, 5000, 1000)
     assert tmp_store.counts()["events"] == 5000

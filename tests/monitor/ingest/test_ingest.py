@@ -13,6 +13,9 @@ from monitor.ingest.admin import ensure_topics
 from monitor.ingest.consumer import Ingester, IngestStats
 from monitor.store.database import Store
 
+# clock=None: the fixture events are stamped in 2023 and sent now; the bounds on an event's
+# ts against its record's time are tested in test_clock.py.
+
 N = 2000
 
 
@@ -45,7 +48,7 @@ def test_events_and_labels_reach_duckdb_once(
     _emit(kafka, events, labels)
 
     path = tmp_path / "m.duckdb"
-    with Store(path) as store, Ingester(kafka, store, batch_size=300) as ingester:
+    with Store(path) as store, Ingester(kafka, store, clock=None, batch_size=300) as ingester:
         stats = ingester.run_until_idle(idle_s=0.5, max_s=60)
         assert (
             stats.n_messages,
@@ -68,13 +71,13 @@ def test_events_and_labels_reach_duckdb_once(
     # a second ingester on the same file resumes from the stored offsets: nothing is added
     more = [make_event(i) for i in range(N, N + 50)]
     _emit(kafka, more, [])
-    with Store(path) as store, Ingester(kafka, store) as ingester:
+    with Store(path) as store, Ingester(kafka, store, clock=None) as ingester:
         stats = ingester.run_until_idle(idle_s=0.5, max_s=30)
         assert (stats.n_messages, stats.n_events, stats.n_duplicates) == (50, 50, 0)
         assert store.counts()["events"] == N + 50
         # replaying everything from the beginning doubles nothing
         store.clear_offsets()
-    with Store(path) as store, Ingester(kafka, store) as ingester:
+    with Store(path) as store, Ingester(kafka, store, clock=None) as ingester:
         stats = ingester.run_until_idle(idle_s=0.5, max_s=60)
         assert (stats.n_messages, stats.n_events, stats.n_labels, stats.n_duplicates) == (
             N + 50 + N // 4,
@@ -107,7 +110,7 @@ def test_malformed_messages_become_dead_letters(broker, topic_prefix, tmp_store,
     finally:
         producer.close()
 
-    with Ingester(kafka, tmp_store) as ingester:
+    with Ingester(kafka, tmp_store, clock=None) as ingester:
         stats = ingester.run_until_idle(idle_s=0.5, max_s=30)
     assert (stats.n_messages, stats.n_events, stats.n_dead) == (8, 2, 6)
     assert sorted(tmp_store.execute("SELECT event_id FROM events")) == [
@@ -138,7 +141,7 @@ def test_failed_write_rewinds_so_nothing_is_skipped(broker, topic_prefix, tmp_st
     store = tmp_store
     store.execute("ALTER TABLE events RENAME TO events_kept")
     store.execute("CREATE TABLE events AS SELECT 1 AS x")  # every event write now fails
-    ingester = Ingester(kafka, store, batch_size=10)
+    ingester = Ingester(kafka, store, clock=None, batch_size=10)
     with pytest.raises(duckdb.Error):
         for _ in range(50):  # poll until a batch arrives and its write fails
             ingester.poll_once(timeout_s=0.2)
@@ -160,7 +163,7 @@ def test_failed_pipelined_write_rewinds_every_unwritten_batch(
     store = tmp_store
     store.execute("ALTER TABLE events RENAME TO events_kept")
     store.execute("CREATE TABLE events AS SELECT 1 AS x")
-    with Ingester(kafka, store, batch_size=50) as ingester:
+    with Ingester(kafka, store, clock=None, batch_size=50) as ingester:
         assert ingester.pipelined
         with pytest.raises(duckdb.Error):  # batch k fails while batch k + 1 was decoded
             ingester.run_until_idle(idle_s=2.0, max_s=30)
@@ -182,7 +185,7 @@ def test_run_stops_on_event_and_survives_no_broker(tmp_store, topic_prefix):
         bootstrap_servers=[f"127.0.0.1:{port}"],
         topics=TopicsConfig(events=f"{topic_prefix}-e", labels=f"{topic_prefix}-l"),
     )
-    ingester = Ingester(kafka, tmp_store, connect_timeout_s=0.2)
+    ingester = Ingester(kafka, tmp_store, clock=None, connect_timeout_s=0.2)
     stop = threading.Event()
     result: list[IngestStats] = []
     thread = threading.Thread(
@@ -199,4 +202,4 @@ def test_run_stops_on_event_and_survives_no_broker(tmp_store, topic_prefix):
 
 def test_batch_size_validated(tmp_store):
     with pytest.raises(ValueError, match="batch_size must be >= 1"):
-        Ingester(KafkaConfig(), tmp_store, batch_size=0)
+        Ingester(KafkaConfig(), tmp_store, clock=None, batch_size=0)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -10,6 +12,7 @@ from monitor.store import alert_queries, queries
 from monitor.store.queries import Subject
 
 DAY = 86400.0
+YEARS = 3 * 365 * 86_400.0
 T0 = 1_700_006_400.0  # 2023-11-15 00:00 UTC
 
 
@@ -70,6 +73,19 @@ def test_scores_and_labels_by_subject_and_window(store):
         queries.scores(store, allv1, None, None, "answer; DROP TABLE events")
     with pytest.raises(ValueError, match="after end"):
         queries.scores(store, allv1, 10.0, 5.0, "confidence")
+
+
+@pytest.mark.parametrize("strays", [[-YEARS], [-YEARS, -YEARS + 1.0, -40 * 86_400.0]])
+def test_stray_early_events_do_not_move_the_reference_start(tmp_store, make_event, strays):
+    """Where the traffic begins, not the oldest stamp; the oldest when no window is dense."""
+    t0 = 1_800_000_000.0
+    events = [dataclasses.replace(make_event(i), ts=t0 + 10.0 * i) for i in range(50)]
+    events += [dataclasses.replace(make_event(100 + j), ts=t0 + d) for j, d in enumerate(strays)]
+    tmp_store.write_batch(events)
+    subject = Subject("m", "p1")
+    assert queries.reference_start(tmp_store, subject, 3600.0, 20) == t0
+    assert queries.reference_start(tmp_store, subject, 3600.0, 500) == t0 + min(strays)
+    assert queries.reference_start(tmp_store, Subject("nobody", "p1"), 3600.0, 20) is None
 
 
 def test_states_are_decoded_and_sampled_stably(store):
