@@ -80,14 +80,39 @@ class ProducerLoop:
         from kafka import KafkaProducer
 
         try:
-            self._producer = new_kafka_client(KafkaProducer, **self.client_kwargs)
+            producer = new_kafka_client(KafkaProducer, **self.client_kwargs)
         except Exception as exc:  # noqa: BLE001 - keep trying, never give up silently
             self.last_error = f"cannot create producer: {exc!r}"
             log.warning("%s", self.last_error)
             return False
+        if self._stop.is_set():  # closed while connecting: nothing will use it
+            close_producer(producer, timeout_s=0.0)
+            return False
+        self._producer = producer
         self.last_error = None
         log.info("emitter connected to %s", self.client_kwargs.get("bootstrap_servers"))
         return True
+
+    def _connect_in_background(self) -> bool | None:
+        """Start or check a connection attempt on its own thread, so that the sender keeps
+        moving the memory queue into the spill file while a broker is slow to answer
+        (a refused or black-holed bootstrap takes seconds). None while it runs, else
+        whether it connected."""
+        attempt = self._attempt
+        if attempt is None:
+            result: list[bool] = []
+            attempt = threading.Thread(
+                target=lambda: result.append(self._try_connect()),
+                name="vlm-monitor-emitter-connect",
+                daemon=True,
+            )
+            attempt.result = result  # type: ignore[attr-defined]
+            self._attempt = attempt
+            attempt.start()
+        if attempt.is_alive():
+            return None
+        self._attempt = None
+        return bool(attempt.result and attempt.result[0])  # type: ignore[attr-defined]
 
     def _spill_overflow(self) -> None:
         """While offline, keep the memory queue at most half full by spilling its oldest events."""
@@ -148,12 +173,13 @@ class ProducerLoop:
 
     def _run(self) -> None:
         self._known: set[str] = set()
+        self._attempt: threading.Thread | None = None
         delay, next_try = self.backoff_s[0], 0.0
         try:
             while not self._stop.is_set():
                 if self._producer is None:
-                    if time.monotonic() >= next_try:
-                        if not self._try_connect():
+                    if self._attempt is not None or time.monotonic() >= next_try:
+                        if self._connect_in_background() is False:
                             next_try = time.monotonic() + delay
                             delay = min(2 * delay, self.backoff_s[1])
                     if self._producer is None:
@@ -175,5 +201,7 @@ class ProducerLoop:
         except Exception:  # noqa: BLE001
             log.exception("emitter thread stopped by an unexpected error")
         finally:
+            if self._attempt is not None:  # it sees the stop and closes what it built
+                self._attempt.join(timeout=1.0)
             if self._producer is not None:
                 close_producer(self._producer, timeout_s=1.0)

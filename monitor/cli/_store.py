@@ -18,9 +18,11 @@ def open_store(cfg: Config, read_only: bool = False):  # -> monitor.store.databa
     try:
         return Store.from_config(cfg.reliability_monitor.store, read_only=read_only)
     except StoreError as exc:
-        typer.echo(
-            f"error: {exc}\n(DuckDB allows one process per file: stop `vlm-monitor run` first, "
-            "or point -c at a config with another store)",
-            err=True,
-        )
+        hint = ""
+        if "lock" in str(exc).lower():
+            hint = (
+                "\n(DuckDB allows one process per file: stop `vlm-monitor run` first, "
+                "or point -c at a config with another store)"
+            )
+        typer.echo(f"error: {exc}{hint}", err=True)
         raise typer.Exit(1) from None

@@ -10,7 +10,8 @@ import sys
 
 
 def main() -> None:
-    """Run the typer app; exit 2 naming the missing package when the host extra is absent."""
+    """Run the typer app; exit 2 naming the missing package when the host extra is absent,
+    1 with the reason when the store fails under a command."""
     try:
         from monitor.cli.app import app
     except ModuleNotFoundError as exc:
@@ -20,4 +21,10 @@ def main() -> None:
             file=sys.stderr,
         )
         sys.exit(2)
-    app()
+    from monitor.store.migrations import StoreError
+
+    try:
+        app()
+    except StoreError as exc:  # a store damaged, deleted or full mid-command: the reason, no trace
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(1)

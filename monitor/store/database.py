@@ -69,9 +69,12 @@ class Store(reads.ReadsMixin, records.RecordsMixin, outbox.OutboxMixin):
         if not memory and not read_only:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._con = duckdb.connect(str(self.path), read_only=read_only)
+            con = duckdb.connect(str(self.path), read_only=read_only)
         except duckdb.Error as exc:
-            raise StoreError(f"cannot open store {self.path}: {exc}") from exc
+            raise guard.damaged_error(self.path, exc) or StoreError(
+                f"cannot open store {self.path}: {exc}"
+            ) from exc
+        self._con = guard.GuardedConnection(con, self.path)
         self._lock = threading.RLock()
         self._ids: IdIndex | None = None  # built at the first write
         self.read_only = read_only

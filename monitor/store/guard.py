@@ -1,7 +1,10 @@
-"""Notice a store file deleted or replaced while a process holds it open.
+"""What can happen to a store's file under a running process, named in the error.
 
-DuckDB keeps writing to the open file descriptor of a deleted file, so a store
-whose file was removed would go on "storing" rows that no process can read again.
+- Deleted or replaced while open: DuckDB keeps writing to the open file descriptor
+  of a deleted file, so a store whose file was removed would go on "storing" rows
+  that no process can read again.
+- The file system refuses to grow it (disk full, quota, file-size limit).
+- Its bytes are damaged (a block's checksum fails).
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 from monitor.store.migrations import StoreError
 
@@ -64,3 +68,44 @@ def raise_if_disk_full(path: Path | str, exc: BaseException) -> None:
         f"DuckDB said: {text.splitlines()[0]}). Nothing of this batch was stored; free "
         "space and restart: ingest resumes from the offsets stored in the file"
     ) from exc
+
+
+#: How DuckDB says the file's bytes are damaged, or that it gave up on the database.
+_DAMAGED = ("Corrupt database file", "checksum", "database has been invalidated")
+
+
+def damaged_error(path: Path | str, exc: BaseException) -> StoreError | None:
+    """A :class:`StoreError` naming the store and what to do when ``exc`` says the file is
+    damaged (a block's checksum fails, DuckDB invalidated the database); None otherwise."""
+    text = str(exc)
+    if not any(marker in text for marker in _DAMAGED):
+        return None
+    return StoreError(
+        f"store {path} is damaged (DuckDB said: {text.splitlines()[0]}). Nothing more was "
+        "read or written. The Parquet archive and the Kafka topics are separate and "
+        "untouched: restore the file from a backup, or move it aside and restart ingest, "
+        "which rebuilds a new store from the topics' retained messages"
+    )
+
+
+class GuardedConnection:
+    """A DuckDB connection whose ``execute`` raises :class:`StoreError` for a damaged file.
+
+    Everything else is the wrapped connection's own (attributes are delegated).
+    """
+
+    def __init__(self, con: Any, path: Path | str) -> None:
+        self._con = con
+        self._path = path
+
+    def execute(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return self._con.execute(*args, **kwargs)
+        except Exception as exc:
+            damaged = damaged_error(self._path, exc)
+            if damaged is not None:
+                raise damaged from exc
+            raise
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._con, name)

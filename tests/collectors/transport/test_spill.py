@@ -180,3 +180,32 @@ def test_a_burst_while_the_sender_reconnects_spills_instead_of_dropping(tmp_path
     assert accepted == 1000 and emitter.dropped == 0 and emitter.sent == 0
     assert emitter.spilled >= 990 and _balanced(emitter, 1000)
     assert elapsed < 2.0  # emit never waited on the network
+
+
+def test_the_sender_spills_its_queue_while_a_connection_attempt_hangs(tmp_path, make_event):
+    """A black-holed broker (accepts, never answers) holds a connection attempt for the whole
+    bootstrap timeout; meanwhile the sender still moves the memory queue into the spill file,
+    so the queue has room for the next burst instead of sending emit() to the disk path."""
+    hole = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(16)
+    try:
+        emitter = KafkaEmitter(
+            "t",
+            queue_size=100,
+            spill_path=tmp_path / "spill.bin",
+            bootstrap_servers=[f"127.0.0.1:{hole.getsockname()[1]}"],
+            backoff_s=(0.05, 0.05),
+            bootstrap_timeout_ms=5000,
+        )
+        time.sleep(0.2)  # the first attempt is under way
+        assert all(emitter.emit(make_event(i)) for i in range(90))  # below the bound
+        deadline = time.monotonic() + 2.0
+        while emitter.spilled < 40 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert emitter.spilled >= 40, "the queue waited for the connection attempt"
+        assert emitter.last_error is None  # still the first attempt: it has not failed yet
+        emitter.close(timeout_s=0.3)
+        assert emitter.dropped == 0 and _balanced(emitter, 90)
+    finally:
+        hole.close()

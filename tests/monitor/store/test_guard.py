@@ -71,3 +71,42 @@ def test_a_full_file_system_is_named_and_loses_no_committed_batch(tmp_path):
     assert "File too large" in refused and "rollback" not in refused
     stored, count = out.stdout.split("STORED ")[1].split(" COUNT ")
     assert int(stored) == int(count) > 0
+
+
+def _damaged_store(tmp_path, make_event):
+    path = tmp_path / "m.duckdb"
+    with Store(path) as store:
+        for b in range(5):
+            store.write_batch([make_event(1000 * b + i, state=[0.5] * 64) for i in range(1000)])
+    size = path.stat().st_size
+    with open(path, "r+b") as f:  # damage the data blocks, keep the header
+        f.seek(size // 4)
+        f.write(bytes(range(256)) * ((size // 2) // 256))
+    return path
+
+
+def test_a_damaged_file_is_a_store_error_naming_it(tmp_path, make_event):
+    path = _damaged_store(tmp_path, make_event)
+    with pytest.raises(StoreError, match=f"store {path} is damaged.*Corrupt database file"):
+        with Store(path) as store:
+            for table in ("events", "states", "labels", "dead_letters", "offsets"):
+                store.execute(f"SELECT * FROM {table}")
+
+
+def test_a_damaged_file_stops_a_command_with_the_reason(tmp_path, make_event):
+    import subprocess
+    import sys
+
+    import yaml
+
+    path = _damaged_store(tmp_path, make_event)
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(yaml.safe_dump({"reliability_monitor": {"store": {"path": str(path)}}}))
+    out = subprocess.run(
+        [sys.executable, "-m", "monitor.cli", "retrain", "-c", str(cfg)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 1, out.stderr
+    assert f"error: store {path} is damaged" in out.stderr and "Traceback" not in out.stderr
