@@ -53,6 +53,8 @@ class RetrainSettings:
     seed: int = 0
     model_id: str | None = None
     dropout: float = 0.1
+    alpha: float = 0.001  # promotion rule 1 (retrain.challenger.decide)
+    min_auroc: float = 0.6
 
 
 @dataclass(frozen=True)
@@ -214,12 +216,14 @@ def _round(
     decision = decide(
         chall_conf, champ_conf, y[rows],
         n_resamples=settings.n_resamples, n_bins=settings.n_bins, seed=settings.seed,
+        alpha=settings.alpha, min_auroc=settings.min_auroc,
     )  # fmt: skip
     probe.metadata["evaluation"] = {
         "challenger": decision.challenger.as_dict(),
         "champion": None if decision.champion is None else decision.champion.as_dict(),
         "champion_version": None if champion is None else champion.version,
         "rules": decision.rules,
+        "chance_p_value": decision.chance_p_value,
     }
     path = registry.publish(probe)
     status = "promoted" if decision.promote else "rejected"

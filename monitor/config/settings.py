@@ -238,6 +238,8 @@ class RetrainConfig(_Strict):
     train_fraction: float = Field(0.6, gt=0.0, lt=1.0)
     calibration_fraction: float = Field(0.2, gt=0.0, lt=1.0)  # test split: the rest
     bootstrap_resamples: int = Field(500, ge=50)
+    promotion_alpha: float = Field(0.001, gt=0.0, lt=1.0)  # rule 1: challenger AUROC > 0.5 test
+    min_auroc: float = Field(0.6, ge=0.5, le=1.0)  # rule 1: and at least this AUROC
     seed: int = 0
     announce: bool = True  # publish promotions on the kafka control topic
 

@@ -48,6 +48,8 @@ def settings_from_config(cfg: Config) -> RetrainSettings:
         seed=r.seed,
         model_id=rm.model.id,
         dropout=rm.probe.dropout,
+        alpha=r.promotion_alpha,
+        min_auroc=r.min_auroc,
     )
 
 
