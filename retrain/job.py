@@ -7,9 +7,9 @@
 4. score challenger and champion on the same test rows, decide (AUROC, ECE,
    Brier, bootstrap intervals);
 5. publish the challenger in the registry (atomically), promote it if the rule
-   holds, hand the outcome to ``record`` (the daemon writes its ``probes``
-   table) and announce it on the control topic; collectors switch at their next request boundary
-   (:mod:`collectors.probe.reload`).
+   holds, and announce it on the control topic; collectors switch at their next request
+   boundary (:mod:`collectors.probe.reload`). The daemon then writes the registry's
+   lifecycle into its ``probes`` table (:mod:`monitor.retraining.lifecycle`).
 
 Where the stored states are projected (``logging.projection_dims``), the
 challenger is fitted in the projected space and the projection is folded into
@@ -134,7 +134,6 @@ def champion_challenger(
     settings: RetrainSettings,
     *,
     announce: Callable[[dict[str, Any]], object] | None = None,
-    record: Callable[[LinearProbe, str, str, dict[str, Any]], object] | None = None,
 ) -> RetrainOutcome:
     """Run one champion/challenger round on the labelled states of ``window``.
 
@@ -148,9 +147,6 @@ def champion_challenger(
     settings : RetrainSettings
     announce : callable, optional
         Called with the promotion message (see :mod:`retrain.announce`).
-    record : callable, optional
-        Called as ``record(probe, path, status, metrics)`` for every published
-        challenger; ``status`` is ``"champion"`` or ``"rejected"``.
 
     Returns
     -------
@@ -162,7 +158,7 @@ def champion_challenger(
         if not held:  # another daemon or a `vlm-monitor retrain` by hand: skip, do not race
             why = f"another retrain holds the registry {registry.root}"
             return RetrainOutcome("skipped", why, tuple(window), len(data))
-        return _round(data, registry, window, settings, announce, record)
+        return _round(data, registry, window, settings, announce)
 
 
 def _round(
@@ -171,7 +167,6 @@ def _round(
     window: tuple[float, float],
     settings: RetrainSettings,
     announce: Callable[[dict[str, Any]], object] | None,
-    record: Callable[[LinearProbe, str, str, dict[str, Any]], object] | None,
 ) -> RetrainOutcome:
     n = len(data)
     base = {"window": window, "n_samples": n}
@@ -225,12 +220,10 @@ def _round(
         "rules": decision.rules,
         "chance_p_value": decision.chance_p_value,
     }
-    path = registry.publish(probe)
+    registry.publish(probe)
     status = "promoted" if decision.promote else "rejected"
     if decision.promote:
         registry.promote(version, reason=decision.reason)
-    if record is not None:
-        record(probe, str(path), "champion" if decision.promote else "rejected", _metrics(decision))
     if decision.promote and announce is not None:
         announce({
             "type": PROMOTED,
@@ -250,9 +243,3 @@ def _round(
     log.info(outcome.summary())
     return outcome
 
-
-def _metrics(d: Decision) -> dict[str, Any]:
-    metrics = {"challenger": d.challenger.as_dict(), "rules": d.rules}
-    if d.champion is not None:
-        metrics["champion"] = d.champion.as_dict()
-    return metrics

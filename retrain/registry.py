@@ -161,7 +161,43 @@ class ProbeRegistry(ProbeRegistryReader):
             "reason": reason,
         }
         atomic_write_json(self.pointer, pointer)
+        self._append_history(pointer)
         return pointer
+
+    @property
+    def history_path(self) -> Path:
+        """``history.jsonl``: one line per promotion, oldest first."""
+        return self.root / "history.jsonl"
+
+    def _append_history(self, pointer: dict[str, Any]) -> None:
+        line = json.dumps({k: pointer[k] for k in ("version", "ts", "previous", "reason")})
+        with open(self.history_path, "a", encoding="utf-8") as fh:
+            fh.write(line + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def history(self) -> list[dict[str, Any]]:
+        """Every promotion (``version``, ``ts``, ``previous``, ``reason``), oldest first.
+
+        A registry from before the history was kept yields its current pointer only;
+        a line that does not parse (a torn write) is skipped.
+        """
+        rows: list[dict[str, Any]] = []
+        try:
+            lines = self.history_path.read_text(encoding="utf-8").splitlines()
+        except OSError:
+            lines = []
+        for line in lines:
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(row, dict) and isinstance(row.get("version"), str):
+                rows.append(row)
+        pointer = self.read_pointer() if self.pointer.exists() else None
+        if pointer and (not rows or rows[-1]["version"] != pointer.get("version")):
+            rows.append({k: pointer.get(k) for k in ("version", "ts", "previous", "reason")})
+        return rows
 
     # -- trigger bookkeeping --------------------------------------------------
     def read_state(self) -> dict[str, Any]:

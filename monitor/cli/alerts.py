@@ -11,8 +11,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from monitor.cli._store import open_store
 from monitor.cli.common import ConfigOption, app, load_or_exit
+from monitor.cli.daemon_client import read
 
 
 @app.command("alerts")
@@ -28,7 +28,10 @@ def alerts_command(
     subject: Annotated[str | None, typer.Option(help="Only subjects starting with this.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
 ) -> None:
-    """List stored alerts (kind, subject, severity, message), newest first."""
+    """List stored alerts (kind, subject, severity, message), newest first.
+
+    While `vlm-monitor run` holds the store, the daemon answers.
+    """
     from monitor.alerts.dispatch import KINDS
     from monitor.config.durations import parse_duration
     from monitor.store import alert_queries
@@ -42,8 +45,15 @@ def alerts_command(
         typer.echo(f"error: --since: {exc}", err=True)
         raise typer.Exit(2) from None
     cfg = load_or_exit(config)
-    with open_store(cfg) as store:
-        rows = alert_queries.list_alerts(store, limit, kind=kind, since=cutoff, subject=subject)
+    rows = read(
+        cfg,
+        lambda store: alert_queries.list_alerts(
+            store, limit, kind=kind, since=cutoff, subject=subject
+        ),
+        lambda daemon: daemon.call(
+            "GET", "/api/alerts", limit=limit, kind=kind, since=cutoff, subject=subject
+        ),
+    )
     if as_json:
         for row in rows:
             typer.echo(json.dumps(row, default=str))

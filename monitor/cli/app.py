@@ -9,6 +9,7 @@ import typer
 from monitor.cli import (  # noqa: F401 - importing a command module registers its commands
     alerts,  # vlm-monitor alerts
     ingest,  # vlm-monitor ingest, status, archive
+    probes,  # vlm-monitor probes (lifecycle)
     report,  # vlm-monitor report --week
     retrain,  # vlm-monitor retrain, sweep
     run,  # vlm-monitor run (the daemon)

@@ -120,7 +120,12 @@ def status(
         float, typer.Option(help="Seconds to wait for the broker (lag).", min=0)
     ] = 2.0,
 ) -> None:
-    """Show store counts, dead letters by error, and offsets with lag."""
+    """Show store counts, dead letters by error, and offsets with lag.
+
+    While `vlm-monitor run` holds the store, its read API answers; while
+    `vlm-monitor ingest` does, its status snapshot.
+    """
+    from monitor.cli.daemon_client import DaemonError, find_daemon
     from monitor.service.status import add_lag, broker_end_offsets, collect, read_snapshot, render
     from monitor.service.status import snapshot_path as snap_path
     from monitor.store.database import Store, StoreError
@@ -133,15 +138,25 @@ def status(
         with Store.from_config(rm.store, read_only=True) as store:
             result = collect(store, detailed=True)
     except StoreError as exc:
-        result = read_snapshot(snap_path(rm.store.path))
+        daemon = find_daemon(cfg)
+        result = None
+        if daemon is not None:
+            try:
+                result = daemon.call("GET", "/api/status")
+                note = f"store held by the running daemon (pid {daemon.pid}): live from its API"
+            except DaemonError as err:
+                note = f"{err}; "
+        if result is None:
+            result = read_snapshot(snap_path(rm.store.path))
         if result is None:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(1) from None
-        age = time.time() - float(result["ts"])
-        pid = result.get("ingest", {}).get("pid")
-        alive = pid is not None and _pid_alive(int(pid))
-        who = f"held by the running ingester (pid {pid})" if alive else "not readable"
-        note = f"store {who}: snapshot from {age:.0f} s ago"
+        if not note.startswith("store held by the running daemon"):
+            age = time.time() - float(result["ts"])
+            pid = result.get("ingest", {}).get("pid")
+            alive = pid is not None and _pid_alive(int(pid))
+            who = f"held by the running ingester (pid {pid})" if alive else "not readable"
+            note += f"store {who}: snapshot from {age:.0f} s ago"
     if not any("lag" in row for row in result["offsets"]):
         ends = broker_end_offsets(rm.kafka, [rm.kafka.topics.events, rm.kafka.topics.labels],
                                   timeout_s=broker_timeout)  # fmt: skip

@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 
-from monitor.cli._store import open_store
 from monitor.cli.common import ConfigOption, app, load_or_exit
+from monitor.cli.daemon_client import DaemonClient, read
 
 
 @app.command()
@@ -22,7 +22,10 @@ def report(
         Path | None, typer.Option(help="Output directory (default: <reports_dir>/weekly).")
     ] = None,
 ) -> None:
-    """Write the weekly report: evidently distributions, PNG figures, JSON summary."""
+    """Write the weekly report: evidently distributions, PNG figures, JSON summary.
+
+    While `vlm-monitor run` holds the store, the daemon writes it.
+    """
     from monitor.reports.weekly import iso_week_bounds, previous_week, write_weekly_report
 
     week = week or previous_week(time.time())
@@ -32,14 +35,31 @@ def report(
         typer.echo(f"error: --week: {exc}", err=True)
         raise typer.Exit(2) from None
     cfg = load_or_exit(config)
-    with open_store(cfg) as store:
+
+    def local(store: object) -> dict:
         try:
             written = write_weekly_report(cfg, store, week, out_dir=out)
         except ValueError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(1) from None
-    size_kb = written.html.stat().st_size / 1e3
-    typer.echo(f"report: {written.html} ({size_kb:.0f} kB)")
-    typer.echo(f"summary: {written.summary}")
-    for fig in written.figures:
+        return {
+            "html": str(written.html),
+            "size_bytes": written.html.stat().st_size,
+            "summary": str(written.summary),
+            "figures": [str(f) for f in written.figures],
+        }
+
+    def remote(daemon: DaemonClient) -> dict:
+        if out is not None:
+            typer.echo("error: --out is not available while `vlm-monitor run` holds the store "
+                       "(the daemon writes under reports_dir)", err=True)  # fmt: skip
+            raise typer.Exit(2)
+        answer = daemon.call("POST", "/api/report", week=week)
+        typer.echo(f"written by the running daemon (pid {daemon.pid})")
+        return answer
+
+    written = read(cfg, local, remote)
+    typer.echo(f"report: {written['html']} ({written['size_bytes'] / 1e3:.0f} kB)")
+    typer.echo(f"summary: {written['summary']}")
+    for fig in written["figures"]:
         typer.echo(f"figure: {fig}")

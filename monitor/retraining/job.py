@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from collectors.probe.linear import LinearProbe
+from monitor.retraining.lifecycle import sync_probes
 from monitor.store.labelled import read_labelled_states
 from retrain.job import RetrainOutcome, RetrainSettings, champion_challenger
 from retrain.registry import ProbeRegistry
@@ -24,8 +24,8 @@ def run_retrain(
     Parameters
     ----------
     store : monitor.store.database.Store
-        Read through ``labelled_events``; each published challenger is written to
-        its ``probes`` table.
+        Read through ``labelled_events``; its ``probes`` table is brought in line with
+        the registry afterwards (:func:`monitor.retraining.lifecycle.sync_probes`).
     registry : ProbeRegistry
     window : (float, float)
         ``start <= ts < end``, seconds since the Unix epoch.
@@ -38,13 +38,7 @@ def run_retrain(
     RetrainOutcome
     """
     data = read_labelled_states(store, window[0], window[1], settings.model_id)
-
-    def record(probe: LinearProbe, path: str, status: str, metrics: dict[str, Any]) -> None:
-        if not hasattr(store, "record_probe"):  # a read-only store (a test double)
-            return
-        store.record_probe(
-            probe.version, settings.model_id or "", probe.layer, probe.pooling,
-            probe.hidden_dim, path, status=status, metrics=metrics,
-        )  # fmt: skip
-
-    return champion_challenger(data, registry, window, settings, announce=announce, record=record)
+    outcome = champion_challenger(data, registry, window, settings, announce=announce)
+    if hasattr(store, "record_probe"):  # not a read-only store (a test double)
+        sync_probes(store, registry, settings.model_id or "")
+    return outcome

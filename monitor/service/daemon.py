@@ -13,8 +13,10 @@ APScheduler's worker (:mod:`monitor.service.scheduler`) running
 - ``alert_delivery`` every 5 s (and after each drift run): the alert outbox to the
   webhook and Kafka sinks, retried with backoff (:mod:`monitor.alerts.outbox`);
 
-and the Prometheus HTTP server. A job that raises is logged and alerted on as
-``detector_error`` (detector ``job:<name>``); its next run still happens.
+and the HTTP endpoint: Prometheus ``/metrics`` and the read API that the read-only
+commands use while the daemon holds the store (:mod:`monitor.service.read_api`). A job
+that raises is logged and alerted on as ``detector_error`` (detector ``job:<name>``);
+its next run still happens.
 """
 
 from __future__ import annotations
@@ -78,6 +80,8 @@ class MonitorDaemon:
         self.delivery_interval = "5s"
         self.delivery_budget_s = 10.0
         self.progress: Any = None
+        self.ingest_restart_count = 0
+        self._api: Any = None
         self._ingest = ingest
         self._serve_metrics = serve_metrics and rm.metrics.enabled
         self._ingester: Any = None
@@ -170,13 +174,36 @@ class MonitorDaemon:
         """
         rm = self.cfg.reliability_monitor
         if self._serve_metrics:
-            self.metrics_port = self.metrics.serve(rm.metrics.host, rm.metrics.port)
-            log.info("metrics at http://%s:%d/metrics", rm.metrics.host, self.metrics_port)
+            from monitor.service.daemon_api import routes, write_address
+            from monitor.service.read_api import ReadAPI
+
+            self._api = ReadAPI(self.metrics.registry, *routes(self))
+            self.metrics_port = self._api.serve(rm.metrics.host, rm.metrics.port)
+            if self.store.path != ":memory:":
+                write_address(self.store.path, rm.metrics.host, self.metrics_port)
+            log.info(
+                "metrics at http://%s:%d/metrics, read API at /api/",
+                rm.metrics.host,
+                self.metrics_port,
+            )
+        self._sync_probes()
         if self._ingest:
             self._start_ingest()
         self._scheduler = build_scheduler(self.jobs(), on_error=self.on_job_error)
         self._scheduler.start()
         return self
+
+    def _sync_probes(self) -> None:
+        """The store's probe lifecycle table from the registry, as it is now."""
+        from monitor.retraining.lifecycle import sync_probes
+        from retrain.registry import ProbeRegistry
+
+        rm = self.cfg.reliability_monitor
+        if rm.retrain.registry_dir.is_dir():
+            try:
+                sync_probes(self.store, ProbeRegistry(rm.retrain.registry_dir), rm.model.id)
+            except Exception as exc:  # noqa: BLE001 - a broken registry must not stop the daemon
+                log.warning("probe lifecycle not synced from %s: %r", rm.retrain.registry_dir, exc)
 
     def _start_ingest(self) -> None:
         """The ingest thread, with the same batch size, retention and status snapshot as
@@ -214,6 +241,7 @@ class MonitorDaemon:
 
         def on_failure(exc: BaseException, restart_in: float) -> None:
             self.metrics.ingest_restarts.inc()
+            self.ingest_restart_count += 1
             alert = error_alert("thread:ingest", "daemon", exc, time.time())
             alert = replace(alert, message=f"{alert.message}; restarting in {restart_in:.0f} s")
             send_alerts(self.policy.decide([alert]).send, self.sinks)
@@ -237,6 +265,13 @@ class MonitorDaemon:
             self._thread = None
         if self._ingester is not None:
             self._ingester.close()
+        if self._api is not None:
+            from monitor.service.daemon_api import remove_address
+
+            self._api.close()
+            self._api = None
+            if self.store.path != ":memory:":
+                remove_address(self.store.path)
         self.metrics.close()
         close_sinks(self.sinks)
 

@@ -159,11 +159,23 @@ def _v3(con: Any) -> None:
     con.execute(V3_DDL)
 
 
+V4_DDL = """
+ALTER TABLE probes ADD COLUMN status_ts DOUBLE;
+ALTER TABLE probes ADD COLUMN reason VARCHAR;
+UPDATE probes SET status_ts = created_ts;
+"""
+
+
+def _v4(con: Any) -> None:
+    con.execute(V4_DDL)
+
+
 #: (version, description, step) in order; the last version is :data:`SCHEMA_VERSION`.
 MIGRATIONS: list[tuple[int, str, Callable[[Any], None]]] = [
     (1, "walking skeleton: events, labels, dead letters, offsets, detector runs, alerts", _v1),
     (2, "fp16 states table, topic ids, probes, archive runs; no events primary key", _v2),
     (3, "alert outbox: deliveries to external sinks, retried until they succeed", _v3),
+    (4, "probe lifecycle: when a probe reached its status (champion, retired, rejected), why", _v4),
 ]
 assert MIGRATIONS[-1][0] == SCHEMA_VERSION
 

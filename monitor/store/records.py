@@ -117,6 +117,8 @@ class RecordsMixin:
         status: str = "candidate",
         metrics: dict[str, Any] | None = None,
         ts: float | None = None,
+        status_ts: float | None = None,
+        reason: str | None = None,
     ) -> None:
         """Register a probe version (or update its status, path and metrics).
 
@@ -134,14 +136,21 @@ class RecordsMixin:
             JSON-serialisable evaluation results (AUROC, ECE, ...); NaN becomes null.
         ts : float, optional
             Creation time, seconds since the Unix epoch; default now.
+        status_ts : float, optional
+            When it reached ``status``, seconds since the Unix epoch; default ``ts``.
+        reason : str, optional
+            Why it has that status (the promotion rule's verdict, what replaced it).
         """
         body = None if metrics is None else json.dumps(_json_safe(metrics), allow_nan=False)
+        created = time.time() if ts is None else float(ts)
         with self._lock:
             self._con.execute(
-                "INSERT OR REPLACE INTO probes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO probes (version, created_ts, model_id, layer, pooling, "
+                "hidden_dim, path, status, metrics, status_ts, reason) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     version,
-                    time.time() if ts is None else float(ts),
+                    created,
                     model_id,
                     int(layer),
                     pooling,
@@ -149,6 +158,8 @@ class RecordsMixin:
                     str(path),
                     status,
                     body,
+                    created if status_ts is None else float(status_ts),
+                    reason,
                 ],
             )
 
