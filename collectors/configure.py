@@ -27,7 +27,8 @@ from collectors.transport.emitter import KafkaEmitter
 
 
 def emitter_from_config(config: Any, **overrides: Any) -> KafkaEmitter:
-    """A :class:`KafkaEmitter` for the events topic from ``reliability_monitor.kafka``.
+    """A :class:`KafkaEmitter` for the events topic from ``reliability_monitor.kafka``,
+    sending collector heartbeats to ``kafka.topics.heartbeats`` (with ``model.id``).
 
     Raises
     ------
@@ -39,6 +40,9 @@ def emitter_from_config(config: Any, **overrides: Any) -> KafkaEmitter:
         "queue_size": kafka.producer_queue_size,
         "spill_path": kafka.spill_path,
         "spill_max_bytes": kafka.spill_max_bytes,
+        "heartbeat_topic": kafka.topics.heartbeats,
+        "heartbeat_interval_s": kafka.heartbeat_interval_s,
+        "model_id": config.reliability_monitor.model.id,
         **kafka.client_kwargs(),
     }
     kwargs.update(overrides)

@@ -242,4 +242,3 @@ def _round(
     )  # fmt: skip
     log.info(outcome.summary())
     return outcome
-

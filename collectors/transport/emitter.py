@@ -21,6 +21,10 @@ delivery error that a retry cannot fix) or ``spilled`` (on disk, replayed by
 the next emitter opened on the same spill file)::
 
     emit() calls + recovered == sent + dropped + failed + spilled + pending
+
+With ``heartbeat_topic`` set, the thread also sends these counters as a collector
+heartbeat every ``heartbeat_interval_s`` seconds while connected
+(:mod:`collectors.transport.heartbeats`), so the monitor sees spill and drops.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from collectors.transport.heartbeats import HeartbeatSchedule
 from collectors.transport.kafka_client import new_kafka_client
 from collectors.transport.producer_loop import STOP, ProducerLoop
 from collectors.transport.spill import SpillFile
@@ -63,6 +68,14 @@ class KafkaEmitter(ProducerLoop):
         Local spill file; ``None`` keeps events in memory only.
     spill_max_bytes : int
         Size bound of the spill file, bytes.
+    heartbeat_topic : str, optional
+        Where to send the collector heartbeat; None sends none.
+    heartbeat_interval_s : float
+        Seconds between heartbeats.
+    collector_id : str, optional
+        This collector in its heartbeats; default ``"<host>:<pid>"``.
+    model_id : str
+        The served model, in its heartbeats.
     **client_kwargs
         kafka-python ``KafkaProducer`` settings (``bootstrap_servers``, security,
         ...), e.g. ``KafkaConfig.client_kwargs()``. Override the defaults
@@ -71,8 +84,9 @@ class KafkaEmitter(ProducerLoop):
     Raises
     ------
     ValueError
-        Empty topic, ``queue_size < 1``, bad backoff or ``spill_max_bytes < 1``
-        (raised at construction, never later).
+        Empty topic, ``queue_size < 1``, bad backoff, ``spill_max_bytes < 1``, or
+        an empty heartbeat topic or ``heartbeat_interval_s <= 0`` (raised at
+        construction, never later).
     OSError
         The spill file cannot be opened.
 
@@ -92,6 +106,10 @@ class KafkaEmitter(ProducerLoop):
         backoff_s: tuple[float, float] = (0.5, 10.0),
         spill_path: str | Path | None = None,
         spill_max_bytes: int = 256 * 2**20,
+        heartbeat_topic: str | None = None,
+        heartbeat_interval_s: float = 15.0,
+        collector_id: str | None = None,
+        model_id: str = "",
         **client_kwargs: Any,
     ) -> None:
         if not isinstance(topic, str) or not topic.strip():
@@ -104,6 +122,11 @@ class KafkaEmitter(ProducerLoop):
         self.queue_size = int(queue_size)
         self.backoff_s = backoff_s
         self.client_kwargs = {**_PRODUCER_DEFAULTS, **client_kwargs}
+        self._heartbeats = None
+        if heartbeat_topic is not None:
+            self._heartbeats = HeartbeatSchedule(
+                heartbeat_topic, heartbeat_interval_s, collector_id, model_id
+            )
         self._spill = None if spill_path is None else SpillFile(spill_path, spill_max_bytes)
         self.recovered = 0 if self._spill is None else self._spill.unread
         self._queue: queue.Queue = queue.Queue(maxsize=self.queue_size)
@@ -144,6 +167,17 @@ class KafkaEmitter(ProducerLoop):
     def connected(self) -> bool:
         """Whether the background producer exists (the broker answered at least once)."""
         return self._producer is not None
+
+    def counters(self) -> dict[str, Any]:
+        """What a heartbeat carries: sent, dropped, failed, spilled, pending, recovered
+        (events), spill_bytes (bytes) and connected."""
+        return {
+            "sent": self._sent, "dropped": self._dropped, "failed": self._failed,
+            "spilled": self.spilled, "pending": max(0, self._pending),
+            "recovered": self.recovered,
+            "spill_bytes": 0 if self._spill is None else self._spill.size_bytes,
+            "connected": self.connected,
+        }  # fmt: skip
 
     # -- request path -----------------------------------------------------------
     def emit(self, event: ScoredEvent | LabelEvent, topic: str | None = None) -> bool:

@@ -40,6 +40,10 @@ class ProducerLoop:
     _pending: int
     _replaying: int
     _last_failure: float
+    _heartbeats: Any
+
+    def counters(self) -> dict[str, Any]:  # defined by the emitter
+        raise NotImplementedError
 
     @property
     def spilled(self) -> int:
@@ -186,6 +190,8 @@ class ProducerLoop:
                         self._spill_overflow()
                         self._stop.wait(min(0.05, max(0.0, next_try - time.monotonic())))
                         continue
+                if self._heartbeats is not None and self._heartbeats.due():
+                    self._heartbeats.send(self._producer, self.counters())
                 cooled = time.monotonic() - self._last_failure > self.backoff_s[0]
                 if self.spilled and self._pending < self.queue_size // 2 and cooled:
                     self._replay()
@@ -204,4 +210,6 @@ class ProducerLoop:
             if self._attempt is not None:  # it sees the stop and closes what it built
                 self._attempt.join(timeout=1.0)
             if self._producer is not None:
+                if self._heartbeats is not None:  # the final counts, flushed by the close
+                    self._heartbeats.send(self._producer, self.counters())
                 close_producer(self._producer, timeout_s=1.0)

@@ -152,8 +152,9 @@ class TopicsConfig(_Strict):
     labels: str = "vlm-monitor.labels"
     alerts: str = "vlm-monitor.alerts"
     control: str = "vlm-monitor.control"
+    heartbeats: str = "vlm-monitor.heartbeats"
 
-    @field_validator("events", "labels", "alerts", "control")
+    @field_validator("events", "labels", "alerts", "control", "heartbeats")
     @classmethod
     def _legal(cls, v: str) -> str:
         if v in (".", "..") or not _TOPIC.match(v):
@@ -175,6 +176,7 @@ class KafkaConfig(_Strict):
     producer_queue_size: int = Field(10_000, ge=1)
     spill_path: Path | None = None  # local spill file behind the memory queue (None: no spill)
     spill_max_bytes: int = Field(256 * 2**20, ge=1)
+    heartbeat_interval_s: float = Field(15.0, gt=0)  # collector heartbeats (emitter counters)
 
     @field_validator("bootstrap_servers")
     @classmethod

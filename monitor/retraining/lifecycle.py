@@ -93,3 +93,19 @@ def sync_probes(store: Any, registry: ProbeRegistry, model_id: str) -> list[dict
             ts=row["created_ts"], status_ts=row["status_ts"], reason=row["reason"],
         )  # fmt: skip
     return rows
+
+
+def sync_from_config(cfg: Any, store: Any) -> list[dict[str, Any]]:
+    """:func:`sync_probes` from ``retrain.registry_dir`` (none: nothing to do).
+
+    Never raises: a registry that cannot be read is logged at WARNING and the store
+    keeps its rows (the daemon must start regardless).
+    """
+    rm = cfg.reliability_monitor
+    if not rm.retrain.registry_dir.is_dir():
+        return []
+    try:
+        return sync_probes(store, ProbeRegistry(rm.retrain.registry_dir), rm.model.id)
+    except Exception as exc:  # noqa: BLE001
+        log.warning("probe lifecycle not synced from %s: %r", rm.retrain.registry_dir, exc)
+        return []

@@ -81,6 +81,7 @@ class MonitorDaemon:
         self.delivery_budget_s = 10.0
         self.progress: Any = None
         self.ingest_restart_count = 0
+        self.heartbeats: Any = None  # collector heartbeats, broker reachability (with ingest)
         self._api: Any = None
         self._ingest = ingest
         self._serve_metrics = serve_metrics and rm.metrics.enabled
@@ -118,6 +119,7 @@ class MonitorDaemon:
         for alert in alerts:
             outcome = maybe_retrain_on_alert(self.cfg, self.store, alert)
             if outcome is not None:
+                self.metrics.retrains.labels(outcome.status).inc()
                 log.info("auto-retrain on %s alert: %s", alert.kind, outcome.status)
                 return outcome
         return None
@@ -126,7 +128,10 @@ class MonitorDaemon:
         """Scheduled retrain (``retrain_trigger: scheduled``, ``retrain.schedule``)."""
         from monitor.retraining.triggers import maybe_retrain_scheduled
 
-        return maybe_retrain_scheduled(self.cfg, self.store)
+        outcome = maybe_retrain_scheduled(self.cfg, self.store)
+        if outcome is not None:
+            self.metrics.retrains.labels(outcome.status).inc()
+        return outcome
 
     def report_job(self) -> Any:
         """The weekly report of the last complete ISO week."""
@@ -138,9 +143,13 @@ class MonitorDaemon:
         return report
 
     def metrics_job(self) -> None:
-        """Ingest counters, rate and lag."""
+        """Ingest counters, rate, lag per partition; forget long-silent collectors."""
         totals = self.progress.totals if self.progress is not None else None
         self.metrics.observe_ingest(totals, queries.newest_event_ts(self.store))
+        if self.progress is not None:
+            self.metrics.observe_lag(dict(self.progress.lag))
+        if self.heartbeats is not None:
+            self.heartbeats.expire()
 
     def on_job_error(self, name: str, exc: BaseException) -> None:
         """Alert on a job that raised (the scheduler keeps the job)."""
@@ -186,24 +195,17 @@ class MonitorDaemon:
                 rm.metrics.host,
                 self.metrics_port,
             )
-        self._sync_probes()
+        from monitor.retraining.lifecycle import sync_from_config
+
+        sync_from_config(self.cfg, self.store)
         if self._ingest:
+            from monitor.service.heartbeats import HeartbeatWatcher
+
+            self.heartbeats = HeartbeatWatcher(rm.kafka, self.metrics.registry).start()
             self._start_ingest()
         self._scheduler = build_scheduler(self.jobs(), on_error=self.on_job_error)
         self._scheduler.start()
         return self
-
-    def _sync_probes(self) -> None:
-        """The store's probe lifecycle table from the registry, as it is now."""
-        from monitor.retraining.lifecycle import sync_probes
-        from retrain.registry import ProbeRegistry
-
-        rm = self.cfg.reliability_monitor
-        if rm.retrain.registry_dir.is_dir():
-            try:
-                sync_probes(self.store, ProbeRegistry(rm.retrain.registry_dir), rm.model.id)
-            except Exception as exc:  # noqa: BLE001 - a broken registry must not stop the daemon
-                log.warning("probe lifecycle not synced from %s: %r", rm.retrain.registry_dir, exc)
 
     def _start_ingest(self) -> None:
         """The ingest thread, with the same batch size, retention and status snapshot as
@@ -229,6 +231,8 @@ class MonitorDaemon:
                 clock=EventClock.from_config(rm.store),
             )
 
+            self.metrics.ingest_up.set(1)
+
             def on_poll(stats: Any) -> None:
                 progress.update(stats, ingester.lag())
                 housekeeping.tick()
@@ -241,6 +245,7 @@ class MonitorDaemon:
 
         def on_failure(exc: BaseException, restart_in: float) -> None:
             self.metrics.ingest_restarts.inc()
+            self.metrics.ingest_up.set(0)
             self.ingest_restart_count += 1
             alert = error_alert("thread:ingest", "daemon", exc, time.time())
             alert = replace(alert, message=f"{alert.message}; restarting in {restart_in:.0f} s")
@@ -265,6 +270,8 @@ class MonitorDaemon:
             self._thread = None
         if self._ingester is not None:
             self._ingester.close()
+        if self.heartbeats is not None:
+            self.heartbeats.close()
         if self._api is not None:
             from monitor.service.daemon_api import remove_address
 

@@ -86,6 +86,9 @@ def routes(daemon: Any) -> tuple[dict[str, Handler], dict[str, Handler]]:
         "/api/status": lambda p: collect(daemon.store, detailed=True),
         "/api/alerts": alerts,
         "/api/probes": lambda p: daemon.store.probes(),
+        "/api/collectors": lambda p: (
+            [] if daemon.heartbeats is None else daemon.heartbeats.collectors()
+        ),
     }
     return get, {"/api/report": report}
 
@@ -95,8 +98,11 @@ def health(daemon: Any) -> dict[str, Any]:
     thread = daemon._thread
     progress = daemon.progress
     run = daemon.last_run
+    beats = daemon.heartbeats
     return {
         "pid": os.getpid(),
+        "broker_up": None if beats is None else beats.broker_up,
+        "collectors": 0 if beats is None else len(beats.latest),
         "ingest": {
             "enabled": daemon._ingest,
             "alive": bool(thread is not None and thread.is_alive()),

@@ -8,12 +8,21 @@ Metric names follow Prometheus' conventions (base units, ``_total`` for counters
   the previous ingest observation;
 - ``vlm_monitor_ingest_lag_seconds``: wall clock minus the event time of the
   newest stored event (how far the store trails the traffic);
+- ``vlm_monitor_ingest_up``: 1 while the daemon's ingest thread runs, 0 while it
+  is dead (it is restarted with backoff; ``vlm_monitor_ingest_restarts_total``);
+- ``vlm_monitor_consumer_lag_messages{topic, partition}``: messages on the broker
+  not yet stored;
+- ``vlm_monitor_retrains_total{outcome}``: ``promoted``, ``rejected``, ``skipped``;
 - ``vlm_monitor_kl_divergence_nats``, ``vlm_monitor_ece``,
   ``vlm_monitor_estimated_accuracy``, ``vlm_monitor_labelled_accuracy``: latest
   values per ``model``, ``probe``, ``tag`` (and ``signal`` for KL);
 - ``vlm_monitor_detector_statistic``: latest statistic of every detector;
 - ``vlm_monitor_alerts_total{kind, severity}``, ``vlm_monitor_detector_errors_total``;
-- ``vlm_monitor_last_drift_run_timestamp_seconds``, ``vlm_monitor_drift_run_seconds``.
+- ``vlm_monitor_last_drift_run_timestamp_seconds``, ``vlm_monitor_drift_run_seconds``;
+- ``vlm_monitor_alert_deliveries_total{outcome}``: outbox deliveries and failed tries.
+
+Collector heartbeats and ``vlm_monitor_broker_up`` come from
+:mod:`monitor.service.heartbeats`.
 
 Each :class:`MonitorMetrics` has its own registry, so tests and several daemons
 in one process never collide.
@@ -24,7 +33,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 _SUBJECT = ("model", "probe", "tag")
 
@@ -50,6 +59,18 @@ class MonitorMetrics:
         )
         self.ingest_restarts = Counter(
             "vlm_monitor_ingest_restarts", "Restarts of a dead ingest thread", registry=r
+        )
+        self.ingest_up = Gauge(
+            "vlm_monitor_ingest_up", "The daemon's ingest thread is running", registry=r
+        )
+        self.consumer_lag = Gauge(
+            "vlm_monitor_consumer_lag_messages",
+            "Messages on the broker not yet stored",
+            ["topic", "partition"],
+            registry=r,
+        )
+        self.retrains = Counter(
+            "vlm_monitor_retrains", "Retrain rounds by outcome", ["outcome"], registry=r
         )
         self.rate = Gauge(
             "vlm_monitor_ingest_rate_events_per_second",
@@ -101,8 +122,8 @@ class MonitorMetrics:
             "vlm_monitor_drift_run_seconds", "Duration of the last drift run", registry=r
         )
         self._ingest_prev: tuple[float, dict[str, int]] | None = None
-        self._server: Any = None
         self._series: set[tuple[str, tuple[str, ...]]] = set()  # set by the last drift run
+        self._lag_series: set[tuple[str, str]] = set()
 
     def observe_ingest(
         self, totals: Any, newest_event_ts: float | None, now: float | None = None
@@ -133,6 +154,19 @@ class MonitorMetrics:
         if newest_event_ts is not None:
             self.lag.set(max(0.0, now - float(newest_event_ts)))
         self._ingest_prev = (now, current)
+
+    def observe_lag(self, lag: dict[tuple[str, int], int]) -> None:
+        """Set the consumer lag per (topic, partition); partitions no longer assigned
+        are removed."""
+        seen = {(t, str(p)) for t, p in lag}
+        for labels in self._lag_series - seen:
+            try:
+                self.consumer_lag.remove(*labels)
+            except KeyError:
+                pass
+        for (topic, partition), n in lag.items():
+            self.consumer_lag.labels(topic, str(partition)).set(n)
+        self._lag_series = seen
 
     def observe_run(self, run: Any) -> None:
         """Update detector gauges and alert counters from a :class:`DetectionRun`.
@@ -174,23 +208,5 @@ class MonitorMetrics:
         self.last_run.set(run.now)
         self.run_seconds.set(run.seconds)
 
-    def serve(self, host: str = "127.0.0.1", port: int = 9464) -> int:
-        """Serve ``/metrics`` over HTTP in a daemon thread; return the bound port.
-
-        ``port=0`` picks a free port.
-
-        Raises
-        ------
-        OSError
-            The address is taken.
-        """
-        server, _thread = start_http_server(port, addr=host, registry=self.registry)
-        self._server = server
-        return int(server.server_address[1])
-
     def close(self) -> None:
-        """Stop the HTTP server (idempotent)."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        """Nothing to release (the HTTP endpoint is :mod:`monitor.service.read_api`)."""

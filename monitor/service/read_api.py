@@ -14,6 +14,7 @@ Routes (JSON unless said otherwise):
 - ``GET /api/alerts?limit=&kind=&since=&subject=``: stored alerts, newest first
   (``since`` in seconds since the Unix epoch);
 - ``GET /api/probes``: the probe lifecycle table;
+- ``GET /api/collectors``: the newest heartbeat of each collector;
 - ``POST /api/report?week=2026-W48``: the daemon writes that week's report and
   returns the paths it wrote.
 

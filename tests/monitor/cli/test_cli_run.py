@@ -208,6 +208,14 @@ def test_daemon_ingests_runs_jobs_and_serves_metrics(broker, topic_prefix, tmp_p
     assert _metric(text, 'vlm_monitor_kl_divergence_nats{model="m",probe="v1",signal="confidence"')
     assert _metric(text, 'vlm_monitor_alerts_total{kind="score_drift",severity="critical"}') >= 1
     assert _metric(text, 'vlm_monitor_estimated_accuracy{model="m",probe="v1",tag="*"}') < 0.6
+    assert _metric(text, "vlm_monitor_ingest_up") == 1
+    assert (
+        _metric(
+            text, f'vlm_monitor_consumer_lag_messages{{partition="0",topic="{topics["events"]}"}}'
+        )
+        == 0
+    )
+    assert _metric(text, "vlm_monitor_broker_up") == 1
     with Store.from_config(cfg.reliability_monitor.store) as store:
         assert store.counts()["events"] == 375
         assert any(a["kind"] == "calibration_drift" for a in store.alerts(limit=200))

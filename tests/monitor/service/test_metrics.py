@@ -14,6 +14,7 @@ from detectors.scores.kl import KLDivergence
 from monitor.alerts.dispatch import Alert
 from monitor.detection.run import DetectionRun, Scored
 from monitor.service.metrics import MonitorMetrics
+from monitor.service.read_api import ReadAPI
 from monitor.store.queries import Subject
 
 
@@ -31,9 +32,10 @@ def _scrape(port: int) -> dict[tuple[str, tuple], float]:
 @pytest.fixture
 def metrics():
     m = MonitorMetrics()
-    port = m.serve("127.0.0.1", 0)
+    api = ReadAPI(m.registry, {})
+    port = api.serve("127.0.0.1", 0)
     yield m, port
-    m.close()
+    api.close()
 
 
 def test_ingest_rate_lag_and_counters(metrics):
