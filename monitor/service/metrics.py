@@ -121,6 +121,17 @@ class MonitorMetrics:
         self.run_seconds = Gauge(
             "vlm_monitor_drift_run_seconds", "Duration of the last drift run", registry=r
         )
+        # Labelled counters start at 0 for every known label value: a series that first
+        # appears at 1 shows no increase() to Prometheus, and an alert rule would miss it.
+        from monitor.alerts.dispatch import KINDS, SEVERITY_RANK
+
+        for kind in KINDS:
+            for severity in SEVERITY_RANK:
+                self.alerts.labels(kind, severity)
+        for outcome in ("promoted", "rejected", "skipped"):
+            self.retrains.labels(outcome)
+        for outcome in ("delivered", "failed"):
+            self.alert_deliveries.labels(outcome)
         self._ingest_prev: tuple[float, dict[str, int]] | None = None
         self._series: set[tuple[str, tuple[str, ...]]] = set()  # set by the last drift run
         self._lag_series: set[tuple[str, str]] = set()
