@@ -18,11 +18,9 @@ from __future__ import annotations
 
 import html
 import logging
-import math
 import os
 import warnings
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -30,25 +28,11 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from detectors.base import DetectorResult, as_1d_finite
+from monitor.reports.results_html import CSS, our_section
 
 logger = logging.getLogger(__name__)
 
 COLUMN = "confidence"
-STAT_FORMAT = "{:.4f}"
-"""How statistics are printed in the page (tests look for this exact text)."""
-
-_CSS = """
-<style>
-.vlm-monitor { font-family: system-ui, sans-serif; margin: 16px 24px; color: #222; }
-.vlm-monitor table { border-collapse: collapse; margin: 8px 0 16px; font-size: 14px; }
-.vlm-monitor th, .vlm-monitor td { border: 1px solid #ccc; padding: 4px 10px; text-align: right; }
-.vlm-monitor th { background: #f3f3f3; }
-.vlm-monitor td.name { text-align: left; }
-.vlm-monitor .drift { color: #b00020; font-weight: bold; }
-.vlm-monitor .ok { color: #1b5e20; }
-.vlm-monitor .note { color: #666; font-size: 13px; }
-</style>
-"""
 
 
 def write_html_report(
@@ -60,6 +44,7 @@ def write_html_report(
     *,
     self_contained: bool = False,
     extra_html: str = "",
+    detector_section: bool = True,
 ) -> Path:
     """Write an HTML report comparing reference and current confidence distributions.
 
@@ -88,6 +73,9 @@ def write_html_report(
     extra_html : str, default ""
         Trusted HTML inserted after our detector section (the weekly report's
         figures and tables).
+    detector_section : bool, default True
+        False leaves out our section of windows, results and bins (the weekly
+        report shows its own story and per-subject sections in ``extra_html``).
 
     Returns
     -------
@@ -116,7 +104,7 @@ def write_html_report(
 
     page = _evidently_html(refs, curs, title)
     page = page.replace("<head>", f"<head>\n<title>{html.escape(title)}</title>", 1)
-    ours = _our_section(ref, cur, results, title) + extra_html
+    ours = (our_section(ref, cur, results, title) if detector_section else CSS) + extra_html
     if "<body>" in page:
         page = page.replace("<body>", "<body>\n" + ours, 1)
     else:  # layout changed upstream: still show our results
@@ -197,104 +185,3 @@ def _link_bundle(page: str, directory: Path) -> str:
         tmp.write_text(bundle, encoding="utf-8")
         os.replace(tmp, target)
     return page.replace(inline, f'<script src="{rel}"></script>', 1)
-
-
-def _fmt(value: float | None, unit: str = "") -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    text = STAT_FORMAT.format(value)
-    return f"{text} {html.escape(unit)}" if unit else text
-
-
-def _utc(ts: float | None) -> str:
-    if ts is None:
-        return "–"
-    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join(
-        "<tr>" + "".join(c if c.startswith("<td") else f"<td>{c}</td>" for c in row) + "</tr>"
-        for row in rows
-    )
-    return f"<table><tr>{head}</tr>{body}</table>"
-
-
-def _status(r: DetectorResult) -> str:
-    if r.insufficient_data:
-        return '<td class="note">insufficient data</td>'
-    return '<td class="drift">DRIFT</td>' if r.is_drift else '<td class="ok">ok</td>'
-
-
-def _our_section(ref: Any, cur: Any, results: Sequence[DetectorResult], title: str) -> str:
-    now = datetime.now(tz=timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    windows = _table(
-        ["window", "events", "mean confidence", "median confidence"],
-        [
-            [
-                f'<td class="name">{name}</td>',
-                str(x.size),
-                _fmt(float(np.mean(x))),
-                _fmt(float(np.median(x))),
-            ]
-            for name, x in (("reference", ref), ("current", cur))
-        ],
-    )
-    rows = [
-        [
-            f'<td class="name">{html.escape(r.detector)}</td>',
-            _fmt(r.statistic, str(r.details.get("unit", ""))),
-            _fmt(r.threshold),
-            _status(r),
-            _fmt(r.p_value),
-            str(r.n_reference),
-            str(r.n_current),
-            f"{_utc(r.window_start)} → {_utc(r.window_end)}",
-        ]
-        for r in results
-    ]
-    header = ["detector", "statistic", "threshold", "status", "p-value", "n ref", "n cur", "window"]
-    if rows:
-        detectors = _table(header, rows)
-    else:
-        detectors = '<p class="note">No detector results.</p>'
-    extra = "".join(_bins_section(r) for r in results if not r.insufficient_data)
-    return (
-        f'{_CSS}<section class="vlm-monitor"><h1>{html.escape(title)}</h1>'
-        f'<p class="note">Generated {now} by vlm-monitor. Our detectors below; '
-        "evidently's comparison of the confidence distributions follows (its KL uses bins "
-        "drawn from both windows and the direction KL(reference || current), so it differs "
-        "from ours by design).</p>"
-        f"<h2>Windows</h2>{windows}<h2>Detector results</h2>{detectors}{extra}</section>"
-    )
-
-
-def _bins_section(r: DetectorResult) -> str:
-    """Per-bin tables for results that carry them (KL bins, reliability diagram)."""
-    d = r.details
-    if "bin_edges" in d and "current_probs" in d:
-        edges = d["bin_edges"]
-        rows = [
-            [
-                f"[{edges[i]:.2f}, {edges[i + 1]:.2f}{']' if i == len(edges) - 2 else ')'}",
-                f"{100 * q:.1f} %",
-                f"{100 * p:.1f} %",
-            ]
-            for i, (q, p) in enumerate(zip(d["reference_probs"], d["current_probs"], strict=True))
-        ]
-        title = f"{html.escape(r.detector)}: smoothed bin probabilities"
-        return f"<h3>{title}</h3>" + _table(["bin", "reference", "current"], rows)
-    if "reliability" in d:
-        rel = d["reliability"]
-        n = len(rel["counts"])
-        rows = [
-            [f"({i / n:.2f}, {(i + 1) / n:.2f}]", str(c), _fmt(conf), _fmt(acc)]
-            for i, (c, conf, acc) in enumerate(
-                zip(rel["counts"], rel["mean_confidence"], rel["accuracy"], strict=True)
-            )
-            if c
-        ]
-        title = f"{html.escape(r.detector)}: reliability diagram (non-empty bins)"
-        return f"<h3>{title}</h3>" + _table(["bin", "count", "mean confidence", "accuracy"], rows)
-    return ""

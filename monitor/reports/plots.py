@@ -3,8 +3,7 @@
 - reliability diagram: accuracy against mean confidence per equal-width bin,
   with the diagonal of perfect calibration (Guo et al. 2017, Fig. 1);
 - KL divergence of the confidence distribution per day, with its threshold;
-- accuracy per day: the label-free estimate (mean calibrated confidence) and the
-  labelled accuracy where labels exist.
+- the week's timeline of one model across probe versions (:func:`timeline_png`).
 
 Each function writes one PNG of about 20-40 kB and returns its path.
 """
@@ -76,38 +75,19 @@ def kl_png(
     threshold: float,
     path: str | os.PathLike[str],
     week: tuple[float, float] | None = None,
+    title: str | None = None,
 ) -> Path:
-    """KL divergence (nats) evaluated per day; days with too few events are gaps."""
+    """KL divergence (nats) evaluated per day (or per ``day_starts`` bucket, described by
+    ``title``); points with too few events are gaps."""
     fig, ax = _figure()
     y = np.array([np.nan if v is None else v for v in kl], dtype=float)
     ax.plot(_days(day_starts), y, "o-", color="#4c72b0", ms=3, label="KL(current || reference)")
     ax.axhline(threshold, color="#c44e52", ls="--", lw=1, label=f"threshold {threshold:g}")
     _shade(ax, week)
     ax.set(ylabel="nats")
-    ax.set_title("KL divergence of the confidence (trailing window), per day", fontsize=10)
+    title = title or "KL divergence of the confidence (trailing window), per day"
+    ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8, loc="upper left")
-    fig.autofmt_xdate()
-    return _save(fig, path)
-
-
-def accuracy_png(
-    day_starts: Sequence[float],
-    estimated: Sequence[float | None],
-    labelled: Sequence[float | None],
-    path: str | os.PathLike[str],
-    week: tuple[float, float] | None = None,
-) -> Path:
-    """Estimated (label-free) and labelled accuracy per day."""
-    fig, ax = _figure()
-    days = _days(day_starts)
-    est = np.array([np.nan if v is None else v for v in estimated], dtype=float)
-    lab = np.array([np.nan if v is None else v for v in labelled], dtype=float)
-    ax.plot(days, est, "o-", color="#4c72b0", ms=3, label="estimated (mean confidence)")
-    ax.plot(days, lab, "s-", color="#55a868", ms=3, label="labelled")
-    _shade(ax, week)
-    ax.set(ylim=(0, 1.02), ylabel="accuracy")
-    ax.set_title("Accuracy per day: label-free estimate and labelled", fontsize=10)
-    ax.legend(fontsize=8, loc="lower left")
     fig.autofmt_xdate()
     return _save(fig, path)
 
@@ -116,3 +96,85 @@ def _shade(ax: Any, week: tuple[float, float] | None) -> None:
     if week is not None:
         start, end = _days(week)
         ax.axvspan(start, end, color="#f0e442", alpha=0.2, label="report week")
+
+
+def timeline_png(
+    rows: Sequence[Mapping[str, Any]],
+    width_s: float,
+    marks: Sequence[tuple[float, str, str]],
+    ece_threshold: float,
+    path: str | os.PathLike[str],
+) -> Path:
+    """The week's story of one model: accuracy, ECE and traffic per bucket, one colour per
+    probe version, with alerts and promotions marked.
+
+    Parameters
+    ----------
+    rows : sequence of mapping
+        :func:`monitor.store.timeline.buckets` rows.
+    width_s : float
+        Bucket width, seconds (bars of traffic are this wide).
+    marks : sequence of (ts, kind, label)
+        Vertical lines: kind ``"alert"`` (red, dashed) or ``"promotion"`` (green).
+    ece_threshold : float
+        Drawn on the ECE axis.
+    path : str or path-like
+        Output PNG.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(9.6, 6.0), dpi=_DPI, layout="constrained")
+    acc_ax, ece_ax, n_ax = fig.subplots(3, 1, sharex=True, height_ratios=(3, 2, 1.4))
+    versions = sorted({r["probe_version"] for r in rows}, key=_version_key)
+    colours = ["#4c72b0", "#dd8452", "#55a868", "#8172b3", "#937860", "#da8bc3"]
+    bar_width = width_s / 86400.0  # matplotlib dates are in days
+    for i, version in enumerate(versions):
+        mine = [r for r in rows if r["probe_version"] == version]
+        t = [datetime.fromtimestamp(r["bucket_start"] + width_s / 2, tz=timezone.utc) for r in mine]
+        c = colours[i % len(colours)]
+
+        def col(name: str, rows: Sequence[Mapping[str, Any]] = mine) -> np.ndarray:
+            return np.array([np.nan if r[name] is None else r[name] for r in rows], dtype=float)
+
+        acc_ax.plot(t, col("estimated_accuracy"), "-", color=c, lw=1.2,
+                    label=f"{version} estimated")  # fmt: skip
+        acc_ax.plot(t, col("labelled_accuracy"), "o", color=c, ms=3.5, label=f"{version} labelled")
+        ece_ax.plot(t, col("ece"), "s-", color=c, ms=3, lw=1)
+        n_ax.bar(t, col("n_events"), width=bar_width * 0.9, color=c, label=version)
+    ece_ax.axhline(ece_threshold, color="#c44e52", ls="--", lw=1,
+                   label=f"ECE threshold {ece_threshold:g}")  # fmt: skip
+    for ts, kind, label in marks:
+        when = datetime.fromtimestamp(ts, tz=timezone.utc)
+        style = {"color": "#c44e52", "ls": "--"} if kind == "alert" else {"color": "#2ca02c"}
+        for ax in (acc_ax, ece_ax, n_ax):
+            ax.axvline(when, lw=1, alpha=0.8, **style)
+        acc_ax.annotate(label, (when, 1.0), xytext=(2, -2), textcoords="offset points",
+                        rotation=90, fontsize=7, va="top", color=style["color"])  # fmt: skip
+    acc_ax.set(ylim=(0, 1.05), ylabel="accuracy")
+    acc_ax.set_title(
+        f"Accuracy (line: label-free estimate, dots: labelled), ECE and traffic per "
+        f"{width_label(width_s)}; red: alerts, green: promotions", fontsize=10,
+    )  # fmt: skip
+    acc_ax.legend(fontsize=7, loc="lower left", ncol=max(1, len(versions)))
+    ece_ax.set(ylabel="ECE")
+    ece_ax.legend(fontsize=7, loc="upper left")
+    n_ax.set(ylabel="events")
+    fig.autofmt_xdate()
+    return _save(fig, path)
+
+
+def _version_key(version: str) -> tuple[int, str]:
+    digits = version[1:] if version[:1] == "v" else ""
+    return (int(digits), version) if digits.isdigit() else (1 << 30, version)
+
+
+def width_label(width_s: float) -> str:
+    """``"5 minutes"``, ``"hour"``, ``"6 hours"`` or ``"day"``: a bucket width in words."""
+    if width_s < 3600:
+        return f"{width_s / 60:.0f} minutes"
+    if width_s < 86400:
+        return "hour" if width_s == 3600 else f"{width_s / 3600:.0f} hours"
+    return "day"

@@ -6,12 +6,16 @@ traffic that week, the report holds:
 - the detector results of the week against the subject's reference window
   (score drift on confidence and raw logit, calibration with bootstrap intervals,
   label-free accuracy; :func:`monitor.detection.scoring.score_window`);
-- three PNGs (:mod:`monitor.reports.plots`): the week's reliability diagram; the KL
-  divergence of the confidence over time, evaluated each day on the trailing
-  ``detection_window`` (7 days by default, binned in DuckDB) over the week and the
-  three before it; and the daily accuracy, estimated and labelled, over the same
-  four weeks;
+- first, the week's story per model, across probe versions
+  (:mod:`monitor.reports.story`): a timeline of labelled and estimated accuracy,
+  ECE and traffic at a resolution that fits the traffic (5 minutes to a day), with
+  alerts and promotions marked, how often each route was taken, and whether
+  accuracy and calibration recovered after the promotion that followed an alert;
 - the week's alerts;
+- per subject, two PNGs (:mod:`monitor.reports.plots`): the week's reliability
+  diagram, and the KL divergence of the confidence evaluated each day on the
+  trailing ``detection_window`` (7 days by default, binned in DuckDB) over the week
+  and the three before it (the four-week trend);
 - evidently's comparison of the score distributions (confidence and raw logit)
   for the subject with the most traffic.
 
@@ -39,8 +43,9 @@ from monitor.config.durations import parse_duration
 from monitor.config.settings import Config
 from monitor.detection.scoring import Failure, score_window
 from monitor.reports import plots
+from monitor.reports.story import model_stories, story_html
 from monitor.reports.weekly_html import alerts_html, section_html, utc
-from monitor.store import alert_queries, queries
+from monitor.store import alert_queries, queries, timeline
 
 DAY = 86400.0
 HISTORY_WEEKS = 4
@@ -135,19 +140,23 @@ def write_weekly_report(
         raise ValueError(f"no events in week {week} ({utc(start)} to {utc(end)})")
     sections = [_subject_week(cfg, store, s, start, end, assets) for s in subjects]
     alerts = [a for a in alert_queries.list_alerts(store, limit=1000, since=start) if a["ts"] < end]
+    stories = model_stories(cfg, store, start, end, alerts, assets)
     summary = {
         "week": week,
         "start": start,
         "end": end,
         "generated_at": time.time(),
+        "story": [{k: v for k, v in s.items() if k != "figure"} for s in stories],
         "subjects": [s["summary"] for s in sections],
         "alerts": alerts,
     }
     summary_path = assets / "summary.json"
     summary_path.write_text(json.dumps(_json_safe(summary), indent=2), encoding="utf-8")
-    figures = [p for s in sections for p in s["figures"]]
+    figures = [s["figure"] for s in stories] + [p for s in sections for p in s["figures"]]
     inline = sum(p.stat().st_size for p in figures) * 4 / 3 < PAGE_BUDGET - 400_000
-    body = alerts_html(alerts) + "".join(section_html(s, out, inline) for s in sections)
+    ece_threshold = cfg.reliability_monitor.monitoring.ece_threshold
+    body = story_html(stories, out, inline, ece_threshold) + alerts_html(alerts)
+    body += "".join(section_html(s, out, inline) for s in sections)
     main = max(sections, key=lambda s: s["summary"]["n_events"])
     from monitor.reports.drift_report import write_html_report  # evidently stays lazy
 
@@ -156,8 +165,11 @@ def write_weekly_report(
         main["evidently"][1],
         main["results"],
         out / f"{week}.html",
-        title=f"vlm-monitor weekly report {week}: {main['summary']['subject']}",
-        extra_html=body,
+        title=f"vlm-monitor weekly report {week}",
+        extra_html=f"<section class='vlm-monitor'><h1>vlm-monitor weekly report {week}</h1>"
+        f"<p class='note'>{utc(start)} to {utc(end)}; evidently's comparison of the score "
+        f"distributions of {main['summary']['subject']} follows the sections.</p></section>" + body,
+        detector_section=False,
     )
     return WeeklyReport(page, summary_path, figures, summary)
 
@@ -193,22 +205,23 @@ def _subject_week(
     days = sorted(daily)
     kl_daily = {d: _trailing_kl(kl, hist, d, span) for d in days}
     slug = re.sub(r"[^A-Za-z0-9._-]+", "_", subject.name.replace("*", "all"))
+    points, kl_points, title, week_shade = days, kl_daily, None, (start, end)
+    traffic = timeline.subject_span(store, subject, start, end)
+    if traffic is not None and traffic[1] - traffic[0] < 2 * DAY:  # hours: a finer trend
+        step = timeline.bucket_width(*traffic)
+        hist = queries.daily_histograms(store, subject, traffic[0] - 5 * step, end,
+                                        kl.bin_edges_, width=step)  # fmt: skip
+        points = sorted(b for b in hist if start <= b < end)
+        kl_points = {b: _trailing_kl(kl, hist, b, 6, step) for b in points}
+        title = (f"KL divergence of the confidence, trailing {plots.width_label(6 * step)}, "
+                 f"every {plots.width_label(step)}")  # fmt: skip
+        week_shade = None
     figures = [
         plots.kl_png(
-            days,
-            [kl_daily.get(d) for d in days],
-            kl.threshold,
-            assets / f"kl-{slug}.png",
-            (start, end),
+            points, [kl_points.get(d) for d in points], kl.threshold,
+            assets / f"kl-{slug}.png", week_shade, title=title,
         ),
-        plots.accuracy_png(
-            days,
-            [daily[d]["mean_confidence"] for d in days],
-            [daily[d]["labelled_accuracy"] for d in days],
-            assets / f"accuracy-{slug}.png",
-            (start, end),
-        ),
-    ]
+    ]  # fmt: skip
     ece = next((r for r in results if r.detector == "calibration_error"), None)
     if ece is not None and not ece.insufficient_data:
         figures.insert(
@@ -223,6 +236,7 @@ def _subject_week(
         "errors": errors,
         "accuracy": None if acc is None else {k: acc.details.get(k) for k in _ACC_KEYS},
         "daily": [{**daily[d], "kl_divergence": kl_daily.get(d)} for d in days],
+        "kl_over_time": [{"start": p, "kl_divergence": kl_points.get(p)} for p in points],
     }
     columns = {c: queries.scores(store, subject, *ref, column=c) for c in queries.SCORE_COLUMNS}
     current = {
@@ -238,13 +252,16 @@ def _subject_week(
     }
 
 
-def _trailing_kl(kl: KLDivergence, hist: dict[float, np.ndarray], day: float, span: int):
-    """KL of the ``span`` days ending with ``day`` (the detection window, evaluated daily)."""
+def _trailing_kl(
+    kl: KLDivergence, hist: dict[float, np.ndarray], day: float, span: int, step: float = DAY
+):
+    """KL of the ``span`` buckets of ``step`` seconds ending with the one starting at ``day``
+    (by default days: the detection window, evaluated daily)."""
     counts = sum(
-        (hist[d] for d in (day - i * DAY for i in range(span)) if d in hist),
+        (hist[d] for d in (day - i * step for i in range(span)) if d in hist),
         np.zeros(kl.n_bins, dtype=np.int64),
     )
-    return kl.score_counts(counts, window=(day - (span - 1) * DAY, day + DAY)).statistic
+    return kl.score_counts(counts, window=(day - (span - 1) * step, day + step)).statistic
 
 
 _ACC_KEYS = (

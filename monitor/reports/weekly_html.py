@@ -34,7 +34,7 @@ def section_html(section: dict[str, Any], out: Path, inline: bool) -> str:
         f"{_num(acc.get('labelled_accuracy'))} on {acc.get('n_labelled', 0)} labelled events; "
         f"estimation error {_num(acc.get('estimation_error'))}.</p>"
     )
-    imgs = "".join(_img(p, out, inline) for p in section["figures"])
+    imgs = "".join(img_html(p, out, inline) for p in section["figures"])
     errors = "".join(f"<p class='drift'>{html.escape(e)}</p>" for e in s["errors"])
     return (
         f"<section class='vlm-monitor'><h2>{html.escape(s['subject'])}</h2>"
@@ -63,12 +63,14 @@ def alerts_html(alerts: list[dict[str, Any]]) -> str:
     )
 
 
-def _img(path: Path, out: Path, inline: bool) -> str:
+def img_html(path: Path, out: Path, inline: bool, width: str = "48%") -> str:
+    """An ``<img>`` of a PNG: embedded as base64 when ``inline``, else linked relative to
+    ``out``."""
     if inline:
         src = "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
     else:
         src = html.escape(path.relative_to(out).as_posix())
-    return f"<img src='{src}' alt='{html.escape(path.stem)}' style='max-width:48%'>"
+    return f"<img src='{src}' alt='{html.escape(path.stem)}' style='max-width:{width}'>"
 
 
 def _num(v: float | None) -> str:

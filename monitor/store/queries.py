@@ -315,8 +315,10 @@ def daily_histograms(
     end: float,
     edges: np.ndarray,
     column: str = "confidence",
+    width: float = 86400.0,
 ) -> dict[float, np.ndarray]:
-    """Counts of ``column`` on equal-width ``edges`` per UTC day, binned inside DuckDB.
+    """Counts of ``column`` on equal-width ``edges`` per UTC day (or per bucket of
+    ``width`` seconds), binned inside DuckDB.
 
     Bins as :class:`detectors.scores.histogram.HistogramDetector`: ``[e_i, e_{i+1})``, the
     last closed, values outside the range counted in the edge bins. A year of
@@ -325,7 +327,7 @@ def daily_histograms(
     Returns
     -------
     dict of float -> ndarray of shape (n_bins,)
-        Day start (epoch seconds) to counts, int64, for days with events.
+        Day (or bucket) start, epoch seconds, to counts, int64, where there are events.
     """
     if column not in SCORE_COLUMNS:
         raise ValueError(f"column must be one of {SCORE_COLUMNS}, got {column!r}")
@@ -335,7 +337,7 @@ def daily_histograms(
     where, params = subject.where()
     win, wparams = window_clause(start, end)
     rows = store.execute(
-        f"SELECT floor(ts / 86400) * 86400 AS d, "
+        f"SELECT floor(ts / {float(width)!r}) * {float(width)!r} AS d, "
         f"least(greatest(CAST(floor(({column} - ?) / ? * ?) AS BIGINT), 0), ?) AS b, count(*) "
         f"FROM {events} WHERE {where} AND {win} GROUP BY d, b",
         [lo, hi - lo, k, k - 1] + params + wparams,

@@ -13,7 +13,8 @@ from rich.console import Console
 from detectors.calibration.calibration_error import CalibrationError
 from detectors.scores.kl import KLDivergence
 from monitor.alerts.dispatch import alerts_from_results
-from monitor.reports.drift_report import STAT_FORMAT, write_html_report
+from monitor.reports.drift_report import write_html_report
+from monitor.reports.results_html import STAT_FORMAT
 from monitor.reports.summary import WindowSummary, render_summary
 
 
@@ -124,3 +125,14 @@ def test_render_summary_prints_rows_and_alerts(data):
     quiet = Console(record=True, width=140, color_system=None)
     render_summary(rows[:1], [], console=quiet)
     assert "no alerts" in quiet.export_text()
+
+
+def test_detectors_sharing_a_binning_share_one_bin_table(data, tmp_path):
+    from detectors.scores.psi import PopulationStabilityIndex
+
+    ref, cur, (kl, ece) = data
+    psi = PopulationStabilityIndex().fit(ref).score(cur, window=(1_700_000_000.0, 1_700_604_800.0))
+    path = write_html_report(ref, cur, [kl, psi, ece], tmp_path / "r.html", title="t")
+    page = path.read_text(encoding="utf-8")
+    assert page.count("smoothed bin probabilities") == 1
+    assert "kl_divergence, psi: smoothed bin probabilities" in page

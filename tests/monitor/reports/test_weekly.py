@@ -101,12 +101,14 @@ def test_page_under_1_mb_with_figures_and_evidently(weekly):
     size = report.html.stat().st_size
     assert 50_000 < size < 1_000_000
     page = report.html.read_text(encoding="utf-8")
-    assert page.count("data:image/png;base64,") == 3  # reliability, KL, accuracy
+    assert page.count("data:image/png;base64,") == 3  # timeline, reliability, KL
     assert "drawDashboard" in page and "js/evidently-" in page  # evidently, bundle linked
     assert "raw_logit" in page  # both score columns compared
     assert "calibration_error=0.16 &gt; 0.1" in page and ">old<" not in page
     names = sorted(p.name.split("-")[0] for p in report.figures)
-    assert names == ["accuracy", "kl", "rel"]
+    assert names == ["kl", "rel", "timeline"]
+    assert page.count("smoothed bin probabilities") == 0  # no bin tables repeated per detector
+    assert page.index("This week") < page.index("Alerts this week") < page.index("<h2>m/v1/*</h2>")
     for fig in report.figures:
         assert fig.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and fig.stat().st_size < 100_000
 
@@ -157,3 +159,98 @@ def test_cli_report(weekly, tmp_path):
     assert bad.exit_code == 2 and "2026-W47" in bad.output
     empty = runner.invoke(app, ["report", "-c", str(cfg_path), "--week", "2020-W01"])
     assert empty.exit_code == 1 and "no events in week 2020-W01" in empty.output
+
+
+def _story_store(tmp):
+    """Three hours on a Wednesday: v1 calibrated, then overconfident after a shift, an alert,
+    v2 promoted and serving calibrated; the registry's history holds the promotions."""
+    from collectors.probe.linear import LinearProbe
+    from retrain.registry import ProbeRegistry
+
+    t0, rng = START + 2 * DAY + 10 * 3600, np.random.default_rng(8)
+    events, labels = [], []
+    for i in range(1800):
+        ts = t0 + i * 6.0  # 3 hours
+        version = "v1" if ts < t0 + 2 * 3600 else "v2"
+        c = float(np.clip(rng.beta(6, 2), 0.01, 0.99))
+        shifted = t0 + 1.5 * 3600 <= ts < t0 + 2 * 3600
+        decision = "serve" if c >= 0.6 else ("self_consistency" if c >= 0.4 else "fallback")
+        events.append(ScoredEvent(f"s{i}", ts, "m", version, 3, "last_prompt_token",
+                                  float(np.log(c / (1 - c))), c, decision))  # fmt: skip
+        labels.append(LabelEvent(f"s{i}", bool(rng.uniform() < c - (0.3 if shifted else 0)),
+                                 ts + 20.0, "test"))  # fmt: skip
+    registry = ProbeRegistry(tmp / "reg")
+    for v in ("v1", "v2"):
+        registry.publish(LinearProbe(weight=np.ones(4), bias=0.0, layer=3, version=v))
+        registry.promote(v, reason="all rules hold")
+    stamps = {"v1": START - 5 * DAY, "v2": t0 + 2 * 3600 - 30}
+    rows = [json.loads(line) for line in registry.history_path.read_text().splitlines()]
+    registry.history_path.write_text(
+        "".join(json.dumps({**r, "ts": stamps[r["version"]]}) + "\n" for r in rows)
+    )
+    store = Store(tmp / "m.duckdb")
+    store.write_batch(events, labels)
+    store.record_alert("calibration_drift", "calibration_error", "m/v1/*/confidence", "warning",
+                       "calibration_error=0.21 > 0.1", 0.21, 0.1, t0 + 1.75 * 3600)  # fmt: skip
+    return store, t0
+
+
+@pytest.fixture(scope="module")
+def story(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("story")
+    cfg = parse_config({"reliability_monitor": {
+        "model": {"id": "m"},
+        "store": {"path": str(tmp / "m.duckdb"), "reports_dir": str(tmp / "reports")},
+        "retrain": {"registry_dir": str(tmp / "reg")},
+        "monitoring": {"bootstrap_resamples": 20, "reference_window": "1h"},
+    }}, base_dir=tmp)  # fmt: skip
+    store, t0 = _story_store(tmp)
+    with store:
+        report = write_weekly_report(cfg, store, WEEK)
+    return report, t0
+
+
+def test_the_report_leads_with_the_weeks_story(story):
+    report, t0 = story
+    (told,) = json.loads(report.summary.read_text())["story"]
+    assert told["bucket_seconds"] == 300  # three hours of traffic: 5-minute buckets, not a dot
+    assert len({b["bucket_start"] for b in told["buckets"]}) == 36
+    assert [p["version"] for p in told["promotions"]] == ["v2"]  # v1's was the week before
+    assert told["switches"] == {"v2": t0 + 2 * 3600}
+    assert told["alerts"] == 1 and told["alert_kinds"] == ["calibration_drift"]
+    assert set(told["routes"]) == {"serve", "self_consistency", "fallback"}
+    before, after = told["before_first_alert"], told["after_promotion"]
+    assert before["n_labelled"] == 1050 and after["n_labelled"] == 600
+    assert after["version"] == "v2" and after["ece"] < 0.1
+    page = report.html.read_text(encoding="utf-8")
+    assert "drawn per 5 minutes" in page and "Probe v2 promoted at" in page
+    assert "Calibration recovered" in page
+    assert report.html.stat().st_size < 1_000_000
+
+
+def test_the_page_renders_in_headless_chromium(story, tmp_path):
+    """What a reader sees: the page loads in a real browser and is not blank."""
+    import os
+    import shutil
+    import subprocess
+
+    from PIL import Image
+
+    report, _ = story
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        if os.environ.get("VLM_MONITOR_REQUIRE_TOOLS") == "1":
+            pytest.fail("chromium is not installed (Debian package chromium)")
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    shot = tmp_path / "page.png"
+    out = subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+         "--window-size=1280,2400", "--virtual-time-budget=5000", f"--screenshot={shot}",
+         report.html.as_uri()],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert shot.is_file(), out.stderr[-2000:]
+    pixels = np.asarray(Image.open(shot).convert("L"), dtype=float)
+    assert pixels.shape == (2400, 1280)
+    top = pixels[:1200]  # the story and its timeline figure come first
+    assert top.std() > 20 and (top < 128).mean() > 0.01, "the top of the page is blank"

@@ -1,0 +1,165 @@
+"""Window aggregates over time for one model, across its probe versions (the weekly report's
+timeline), computed in DuckDB.
+
+The bucket width adapts to the traffic: :func:`bucket_width` picks the finest of
+5 minutes, 15 minutes, 1 hour, 6 hours and 1 day that keeps the span of the
+week's traffic within ``max_buckets`` buckets, so a week holding three hours of
+traffic is drawn in 5-minute buckets, not one dot per day.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from monitor.store.queries import _layout, window_clause
+
+WIDTHS = (300.0, 900.0, 3600.0, 6 * 3600.0, 86400.0)
+"""Bucket widths, seconds, finest first."""
+
+
+def models(store: Any, start: float, end: float) -> list[str]:
+    """Models with events in ``[start, end)``, sorted."""
+    events, _ = _layout(store)
+    win, params = window_clause(start, end)
+    rows = store.execute(f"SELECT DISTINCT model_id FROM {events} WHERE {win}", params)
+    return sorted(str(r[0]) for r in rows)
+
+
+def traffic_span(store: Any, model_id: str, start: float, end: float) -> tuple[float, float] | None:
+    """``(first, last)`` event time of ``model_id`` in ``[start, end)``, or None."""
+    events, _ = _layout(store)
+    win, params = window_clause(start, end)
+    row = store.execute(
+        f"SELECT min(ts), max(ts) FROM {events} WHERE model_id = ? AND {win}", [model_id, *params]
+    )[0]
+    return None if row[0] is None else (float(row[0]), float(row[1]))
+
+
+def subject_span(store: Any, subject: Any, start: float, end: float) -> tuple[float, float] | None:
+    """``(first, last)`` event time of a :class:`monitor.store.queries.Subject` in
+    ``[start, end)``, or None."""
+    events, _ = _layout(store)
+    where, params = subject.where()
+    win, wparams = window_clause(start, end)
+    row = store.execute(
+        f"SELECT min(ts), max(ts) FROM {events} WHERE {where} AND {win}", params + wparams
+    )[0]
+    return None if row[0] is None else (float(row[0]), float(row[1]))
+
+
+def bucket_width(first: float, last: float, max_buckets: int = 240) -> float:
+    """The finest width of :data:`WIDTHS` with at most ``max_buckets`` buckets over
+    ``[first, last]`` (the coarsest when none fits), seconds."""
+    for width in WIDTHS:
+        if (last - first) / width < max_buckets:
+            return width
+    return WIDTHS[-1]
+
+
+def buckets(
+    store: Any, model_id: str, start: float, end: float, width: float | None, n_bins: int = 15
+) -> list[dict[str, Any]]:
+    """Per bucket and probe version: traffic, estimated and labelled accuracy, ECE.
+
+    Parameters
+    ----------
+    store : Store
+    model_id : str
+    start, end : float
+        ``start <= ts < end``, seconds since the Unix epoch.
+    width : float or None
+        Bucket width, seconds (buckets start at multiples of it); None: one bucket
+        for the whole window (``bucket_start`` 0).
+    n_bins : int
+        Equal-width confidence bins of the ECE, right-closed as in Guo et al. 2017,
+        Eq. 3 (the project's :mod:`detectors.calibration.reliability`).
+
+    Returns
+    -------
+    list of dict
+        Ordered by bucket, then probe version: ``bucket_start`` (seconds),
+        ``probe_version``, ``n_events``, ``estimated_accuracy`` (mean calibrated
+        confidence, probability), ``n_labelled``, ``labelled_accuracy`` and ``ece``
+        (None without labels).
+    """
+    events, _ = _layout(store)
+    win, params = window_clause(start, end)
+    bucket = "0.0" if width is None else f"floor(ts / {float(width)!r}) * {float(width)!r}"
+    traffic = store.execute(
+        f"SELECT {bucket} AS b, probe_version, count(*), avg(confidence) FROM {events} "
+        f"WHERE model_id = ? AND {win} GROUP BY b, probe_version",
+        [model_id, *params],
+    )
+    m = int(n_bins)
+    labelled = store.execute(
+        "WITH binned AS ("
+        f"  SELECT {bucket} AS b, probe_version, CAST(correct AS DOUBLE) AS y, confidence AS p,"
+        f"         greatest(ceil(confidence * {m}) - 1, 0) AS k"
+        f"  FROM labelled_events WHERE model_id = ? AND {win}),"
+        " per_bin AS (SELECT b, probe_version, count(*) AS n, sum(y) AS sy, sum(p) AS sp"
+        "             FROM binned GROUP BY b, probe_version, k)"
+        " SELECT b, probe_version, sum(n), sum(sy) / sum(n), sum(abs(sy - sp)) / sum(n)"
+        " FROM per_bin GROUP BY b, probe_version",
+        [model_id, *params],
+    )
+    lab = {(float(b), v): (int(n), float(acc), float(ece)) for b, v, n, acc, ece in labelled}
+    out = []
+    for b, version, n, mean_conf in traffic:
+        n_lab, acc, ece = lab.get((float(b), version), (0, None, None))
+        out.append({
+            "bucket_start": float(b), "probe_version": version, "n_events": int(n),
+            "estimated_accuracy": float(mean_conf), "n_labelled": n_lab,
+            "labelled_accuracy": acc, "ece": ece,
+        })  # fmt: skip
+    return sorted(out, key=lambda r: (r["bucket_start"], r["probe_version"]))
+
+
+def interval(
+    store: Any, model_id: str, start: float, end: float, n_bins: int = 15
+) -> dict[str, Any]:
+    """Traffic, accuracy and ECE of ``model_id`` over ``[start, end)``, all probe versions
+    pooled: ``n_events``, ``n_labelled``, ``labelled_accuracy``, ``ece`` (None without labels)."""
+    events, _ = _layout(store)
+    win, params = window_clause(start, end)
+    n = store.execute(
+        f"SELECT count(*) FROM {events} WHERE model_id = ? AND {win}", [model_id, *params]
+    )[0][0]
+    m = int(n_bins)
+    row = store.execute(
+        "WITH per_bin AS (SELECT count(*) AS n, sum(CAST(correct AS DOUBLE)) AS sy,"
+        "  sum(confidence) AS sp FROM labelled_events"
+        f"  WHERE model_id = ? AND {win} GROUP BY greatest(ceil(confidence * {m}) - 1, 0))"
+        " SELECT sum(n), sum(sy) / sum(n), sum(abs(sy - sp)) / sum(n) FROM per_bin",
+        [model_id, *params],
+    )[0]
+    n_lab = int(row[0] or 0)
+    return {
+        "n_events": int(n), "n_labelled": n_lab,
+        "labelled_accuracy": None if not n_lab else float(row[1]),
+        "ece": None if not n_lab else float(row[2]),
+    }  # fmt: skip
+
+
+def first_seen(store: Any, model_id: str, start: float, end: float) -> dict[str, float]:
+    """Probe version -> time of its first event in ``[start, end)`` (when collectors
+    switched to it)."""
+    events, _ = _layout(store)
+    win, params = window_clause(start, end)
+    rows = store.execute(
+        f"SELECT probe_version, min(ts) FROM {events} WHERE model_id = ? AND {win} "
+        "GROUP BY probe_version",
+        [model_id, *params],
+    )
+    return {str(v): float(t) for v, t in rows}
+
+
+def route_counts(store: Any, model_id: str, start: float, end: float) -> dict[str, int]:
+    """Routing decision (``serve``, ``fallback``, ``self_consistency``) -> events."""
+    events, _ = _layout(store)
+    win, params = window_clause(start, end)
+    rows = store.execute(
+        f"SELECT decision, count(*) FROM {events} WHERE model_id = ? AND {win} "
+        "GROUP BY decision ORDER BY count(*) DESC",
+        [model_id, *params],
+    )
+    return {str(d): int(n) for d, n in rows}
