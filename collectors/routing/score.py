@@ -36,6 +36,8 @@ class Score:
         Majority share of the self-consistency samples, in [1/K, 1].
     consensus : str or None
         The majority canonical answer of those samples.
+    consistency_k : int or None
+        K, the number of self-consistency samples drawn.
     """
 
     raw_logit: float
@@ -46,6 +48,7 @@ class Score:
     route: str = ""
     consistency: float | None = None
     consensus: str | None = None
+    consistency_k: int | None = None
 
 
 def to_events(
@@ -63,6 +66,8 @@ def to_events(
     Lengths are the caller's to check; every event is stamped with the same time
     (seconds since the epoch). ``event_ids`` gives each event its id (a client's
     request id, so labels join); ``None`` entries, or no list, get fresh random ids.
+    Each event carries the final route and, after self-consistency, its agreement
+    and K (wire version 3).
     """
     now = time.time()
     ids = list(event_ids) if event_ids is not None else [None] * len(scores)
@@ -82,6 +87,9 @@ def to_events(
             answer=a,
             tag=t,
             state=None if s.state is None else s.state.astype(float).tolist(),
+            route="" if s.route in ("", s.decision) else s.route,
+            consistency=s.consistency,
+            consistency_k=s.consistency_k,
         )
         for s, a, t, i in zip(scores, answers, tags, ids)
     ]

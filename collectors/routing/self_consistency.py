@@ -230,5 +230,8 @@ def resolve_gray_zone(
     threshold = self_consistency.agreement_threshold
     for i, res in zip(rows, results):
         route = gate.resolve(SELF_CONSISTENCY, res.share, threshold)
-        out[i] = replace(out[i], consistency=res.share, consensus=res.answer, route=route)
+        out[i] = replace(
+            out[i], consistency=res.share, consensus=res.answer, route=route,
+            consistency_k=len(res.samples),
+        )  # fmt: skip
     return out

@@ -7,11 +7,14 @@ only places that know the wire format; anything that does not decode raises
 (``monitor.ingest.decode`` parses whole batches faster; it hands every message it
 is not sure of to :func:`decode`, and a test holds the two to the same answers.)
 
-Wire versions: 1 carried ``state`` as a JSON list of numbers. 2 (written now)
-carries it as the base64 text of the state in little-endian IEEE 754 half
-precision (fp16, :func:`pack_state`): 1,368 characters for 512 dimensions
-instead of about 10,000, and the same bytes the store keeps in a ``BLOB``.
-:func:`decode` reads both.
+Wire versions: 1 carried ``state`` as a JSON list of numbers. 2 carries it as
+the base64 text of the state in little-endian IEEE 754 half precision (fp16,
+:func:`pack_state`): 1,368 characters for 512 dimensions instead of about
+10,000, and the same bytes the store keeps in a ``BLOB``. 3 adds how the gray
+zone resolved (``route``, ``consistency``, ``consistency_k``). :func:`encode`
+writes the lowest version that holds the event (2 unless self-consistency ran),
+so a monitor that reads 2 keeps reading every other event; :func:`decode` reads
+all three.
 """
 
 from __future__ import annotations
@@ -26,8 +29,13 @@ from typing import Any
 
 import numpy as np
 
-SCHEMA_VERSION = 2
-READ_VERSIONS = (1, 2)
+SCHEMA_VERSION = 3
+"""The newest wire version (what :func:`decode` assumes when a message names none)."""
+BASE_VERSION = 2
+"""What :func:`encode` writes unless an event carries version-3 fields."""
+READ_VERSIONS = (1, 2, 3)
+GRAY_ZONE_FIELDS = ("route", "consistency", "consistency_k")
+"""Fields of version 3: the final route after self-consistency, its agreement and K."""
 STATE_DTYPE = np.dtype("<f2")
 FP16_MAX = 65504.0
 _INT32_MAX = 2**31 - 1
@@ -82,6 +90,13 @@ class ScoredEvent:
         Optional captured pooled hidden state, shape ``(hidden_dim,)``. It travels
         and is stored as fp16 (:func:`pack_state`), so a decoded state holds the
         fp16-rounded values (relative error below 4.9e-4).
+    route : str
+        Final route after self-consistency (``"serve"`` or ``"fallback"``); empty
+        when it is ``decision`` (no gray-zone resolution ran).
+    consistency : float or None
+        Majority share of the K self-consistency samples, in [1/K, 1].
+    consistency_k : int or None
+        K, the number of samples drawn.
     """
 
     event_id: str
@@ -96,9 +111,17 @@ class ScoredEvent:
     answer: str = ""
     tag: str = ""
     state: list[float] | None = None
-    schema_version: int = field(default=SCHEMA_VERSION)
+    schema_version: int = field(default=BASE_VERSION, compare=False)  # the wire's, not the event's
+    route: str = ""
+    consistency: float | None = None
+    consistency_k: int | None = None
 
     kind = "event"
+
+    @property
+    def final_route(self) -> str:
+        """``route`` when self-consistency resolved the request, else ``decision``."""
+        return self.route or self.decision
 
 
 @dataclass(frozen=True)
@@ -121,7 +144,7 @@ class LabelEvent:
     correct: bool
     ts: float
     source: str = ""
-    schema_version: int = field(default=SCHEMA_VERSION)
+    schema_version: int = field(default=BASE_VERSION)
 
     kind = "label"
 
@@ -140,8 +163,11 @@ _TYPES: dict[str, dict[str, tuple[type, ...]]] = {
         "decision": (str,),
         "answer": (str,),
         "tag": (str,),
-        "state": (str, list, type(None)),  # str in version 2, list in version 1
+        "state": (str, list, type(None)),  # str from version 2, list in version 1
         "schema_version": (int,),
+        "route": (str,),
+        "consistency": (int, float, type(None)),
+        "consistency_k": (int, type(None)),
     },
     "label": {
         "event_id": (str,),
@@ -198,7 +224,8 @@ def unpack_state(blob: bytes) -> np.ndarray:
 
 
 def encode(event: ScoredEvent | LabelEvent) -> bytes:
-    """Serialise an event to UTF-8 JSON bytes (the wire format, version :data:`SCHEMA_VERSION`).
+    """Serialise an event to UTF-8 JSON bytes: wire version 3 when it carries the gray
+    zone's resolution (:data:`GRAY_ZONE_FIELDS`), else :data:`BASE_VERSION`.
 
     Raises
     ------
@@ -207,7 +234,11 @@ def encode(event: ScoredEvent | LabelEvent) -> bytes:
     """
     body: dict[str, Any] = asdict(event)
     body["kind"] = event.kind
-    body["schema_version"] = SCHEMA_VERSION  # the encoding written is always the current one
+    body["schema_version"] = BASE_VERSION
+    if isinstance(event, ScoredEvent):
+        gray = {k: body.pop(k) for k in GRAY_ZONE_FIELDS}
+        if gray["route"] not in ("", event.decision) or gray["consistency"] is not None:
+            body.update(gray, schema_version=3)  # self-consistency ran: version 3
     if body.get("state") is not None:
         body["state"] = base64.b64encode(pack_state(body["state"])).decode("ascii")
     return json.dumps(body, separators=(",", ":"), allow_nan=False).encode("utf-8")
@@ -256,6 +287,8 @@ def decode(raw: bytes) -> ScoredEvent | LabelEvent:
         )
     types = _TYPES[kind]
     names = {f.name for f in fields(cls)}
+    if kind == "event" and version < 3:
+        names -= set(GRAY_ZONE_FIELDS)
     unknown = set(body) - names
     if unknown:
         raise EventDecodeError(f"unknown field(s) {sorted(unknown)} for kind {kind!r}")
@@ -272,8 +305,8 @@ def decode(raw: bytes) -> ScoredEvent | LabelEvent:
                 value.encode("utf-8")
             except UnicodeEncodeError as exc:
                 raise EventDecodeError(f"field {name!r} is not valid Unicode: {exc}") from exc
-    for name in _FLOATS:
-        if name in body:
+    for name in (*_FLOATS, "consistency"):
+        if body.get(name) is not None:
             try:
                 body[name] = float(body[name])
             except OverflowError as exc:
@@ -297,7 +330,16 @@ def decode(raw: bytes) -> ScoredEvent | LabelEvent:
             raise EventDecodeError(f"confidence {event.confidence!r} outside [0, 1]")
         if not (0 <= event.layer <= _INT32_MAX):
             raise EventDecodeError(f"layer {event.layer!r} outside [0, 2**31)")
+        _check_gray_zone(event)
     return event
+
+
+def _check_gray_zone(event: ScoredEvent) -> None:
+    if event.consistency is not None and not (0.0 <= event.consistency <= 1.0):
+        raise EventDecodeError(f"consistency {event.consistency!r} outside [0, 1]")
+    k = event.consistency_k
+    if k is not None and not (1 <= k <= _INT32_MAX):
+        raise EventDecodeError(f"consistency_k {k!r} outside [1, 2**31)")
 
 
 def _decode_state(value: Any, version: int) -> list[float] | None:

@@ -14,7 +14,7 @@ contains a line break; it sits in a chunk that Arrow rejects (bad JSON, wrong
 type, unknown field, duplicate key; chunks are halved until the culprits are
 isolated); a field is null or missing (defaults are :func:`decode`'s business);
 a version, ``kind``, range or finiteness check fails; its state is not valid
-fp16 base64.
+fp16 base64; it carries the gray zone's resolution (version 3).
 """
 
 from __future__ import annotations
@@ -33,13 +33,12 @@ from collectors.wire.events import (
     MAX_TS,
     MIN_TS,
     READ_VERSIONS,
-    SCHEMA_VERSION,
     STATE_DTYPE,
     EventDecodeError,
     LabelEvent,
     decode,
 )
-from monitor.store.schema import EVENT_SCHEMA, LABEL_SCHEMA, STATE_SCHEMA
+from monitor.store.schema import EVENT_OPTIONAL, EVENT_SCHEMA, LABEL_SCHEMA, STATE_SCHEMA
 from monitor.store.writes import events_to_arrow, labels_to_arrow
 
 #: The union of the event and label fields as Arrow parses them, plus ``kind``.
@@ -166,13 +165,16 @@ def _masks(table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
     kind = table.column("kind")
     version = table.column("schema_version")
     known = pc.fill_null(pc.is_in(version, pa.array(READ_VERSIONS, pa.int64())), False)
-    state_ok = pc.or_(
-        pc.is_null(table.column("state")), pc.equal(version, pa.scalar(SCHEMA_VERSION, pa.int64()))
+    state_ok = pc.or_(  # base64 states from version 2 on
+        pc.is_null(table.column("state")), pc.greater_equal(version, pa.scalar(2, pa.int64()))
     )
-    event_required = [n for n in EVENT_SCHEMA.names]
+    event_required = [n for n in EVENT_SCHEMA.names if n not in EVENT_OPTIONAL]
     is_event = pc.and_(
         pc.fill_null(pc.equal(kind, "event"), False),
-        pc.and_(_all_valid(table, event_required), _all_null(table, _LABEL_ONLY)),
+        pc.and_(  # gray-zone fields (version 3, a minority of events) take the exact path
+            _all_valid(table, event_required),
+            _all_null(table, _LABEL_ONLY + list(EVENT_OPTIONAL)),
+        ),
     )
     event_ok = pc.and_(
         pc.and_(is_event, pc.and_(known, pc.fill_null(state_ok, False))),

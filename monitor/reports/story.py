@@ -142,11 +142,21 @@ def story_html(stories: list[dict[str, Any]], out: Path, inline: bool, ece_thres
 
 def _traffic_line(s: dict[str, Any]) -> str:
     n = sum(r["n_events"] for r in s["buckets"])
-    total = sum(s["routes"].values()) or 1
-    routes = ", ".join(f"{html.escape(k)} {100 * v / total:.0f} %" for k, v in s["routes"].items())
+    total = sum(s["routes"]["final"].values()) or 1
+    routes = ", ".join(
+        f"{html.escape(k)} {100 * v / total:.0f} %" for k, v in s["routes"]["final"].items()
+    )
+    gray = s["routes"]["gray_zone"]
+    gray_line = ""
+    if gray["n"]:
+        resolved = ", ".join(f"{html.escape(k)} {v:,}" for k, v in gray["resolved"].items())
+        agreement = gray["mean_consistency"]
+        detail = f"K = {gray['k']}, mean agreement {agreement:.2f}; " if agreement else ""
+        gray_line = (f" Gray zone: {gray['n']:,} requests ({100 * gray['n'] / total:.0f} %) "
+                     f"went to self-consistency ({detail}resolved: {resolved}).")  # fmt: skip
     return (
         f"Traffic: {n:,} events from {utc(s['first_event'])} to {utc(s['last_event'])}, "
-        f"drawn per {plots.width_label(s['bucket_seconds'])}. Routes: {routes}."
+        f"drawn per {plots.width_label(s['bucket_seconds'])}. Final routes: {routes}.{gray_line}"
     )
 
 

@@ -170,12 +170,24 @@ def _v4(con: Any) -> None:
     con.execute(V4_DDL)
 
 
+V5_DDL = """
+ALTER TABLE events ADD COLUMN route VARCHAR;
+ALTER TABLE events ADD COLUMN consistency DOUBLE;
+ALTER TABLE events ADD COLUMN consistency_k INTEGER;
+"""
+
+
+def _v5(con: Any) -> None:
+    con.execute(V5_DDL)
+
+
 #: (version, description, step) in order; the last version is :data:`SCHEMA_VERSION`.
 MIGRATIONS: list[tuple[int, str, Callable[[Any], None]]] = [
     (1, "walking skeleton: events, labels, dead letters, offsets, detector runs, alerts", _v1),
     (2, "fp16 states table, topic ids, probes, archive runs; no events primary key", _v2),
     (3, "alert outbox: deliveries to external sinks, retried until they succeed", _v3),
     (4, "probe lifecycle: when a probe reached its status (champion, retired, rejected), why", _v4),
+    (5, "gray zone: the final route after self-consistency, its agreement and K", _v5),
 ]
 assert MIGRATIONS[-1][0] == SCHEMA_VERSION
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from monitor.store.schema import ARCHIVED
+from monitor.store.schema import ARCHIVED, EVENT_OPTIONAL
 
 DAY_S = 86_400.0
 _STAGING = "_staging"
@@ -106,10 +106,13 @@ def create_views(con: Any, archive_dir: Path | None) -> None:
         sql = f"SELECT {cols} FROM {table}"
         if files:
             glob = str(Path(archive_dir) / table / "day=*" / "*.parquet").replace("'", "''")
-            sql += (
-                f" UNION ALL SELECT {cols} FROM read_parquet('{glob}', "
-                "hive_partitioning = false, union_by_name = true)"
+            source = f"read_parquet('{glob}', hive_partitioning = false, union_by_name = true)"
+            held = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()}
+            archived = ", ".join(  # files written before a column existed read it as NULL
+                c if c in held or c not in EVENT_OPTIONAL else f"NULL::{EVENT_OPTIONAL[c]} AS {c}"
+                for c in columns
             )
+            sql += f" UNION ALL SELECT {archived} FROM {source}"
         con.execute(f"CREATE OR REPLACE VIEW all_{table} AS {sql}")
     con.execute(
         "CREATE OR REPLACE VIEW labelled_events AS "

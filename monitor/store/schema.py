@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 EVENT_SCHEMA = pa.schema(
     [
@@ -51,8 +51,14 @@ EVENT_SCHEMA = pa.schema(
         ("answer", pa.string()),
         ("tag", pa.string()),
         ("schema_version", pa.int32()),
+        ("route", pa.string()),  # the final route after self-consistency; NULL: the decision
+        ("consistency", pa.float64()),
+        ("consistency_k", pa.int32()),
     ]
 )
+EVENT_OPTIONAL = {"route": "VARCHAR", "consistency": "DOUBLE", "consistency_k": "INTEGER"}
+"""Event columns that may be NULL (gray-zone resolution), with their SQL types; Parquet
+archived before they existed reads them as NULL."""
 STATE_SCHEMA = pa.schema(
     [
         ("event_id", pa.string()),

@@ -153,13 +153,37 @@ def first_seen(store: Any, model_id: str, start: float, end: float) -> dict[str,
     return {str(v): float(t) for v, t in rows}
 
 
-def route_counts(store: Any, model_id: str, start: float, end: float) -> dict[str, int]:
-    """Routing decision (``serve``, ``fallback``, ``self_consistency``) -> events."""
+def route_counts(store: Any, model_id: str, start: float, end: float) -> dict[str, Any]:
+    """How requests were routed in ``[start, end)``.
+
+    Returns
+    -------
+    dict
+        ``final``: final route (``serve``, ``fallback``; ``self_consistency`` where
+        the gray zone was not resolved) -> events; ``gray_zone``: ``n`` events the
+        gate sent to self-consistency, ``resolved`` (final route -> events),
+        ``mean_consistency`` (majority share, None without any) and ``k`` (the
+        largest K seen).
+    """
     events, _ = _layout(store)
     win, params = window_clause(start, end)
     rows = store.execute(
-        f"SELECT decision, count(*) FROM {events} WHERE model_id = ? AND {win} "
-        "GROUP BY decision ORDER BY count(*) DESC",
+        f"SELECT decision, coalesce(route, decision) AS final, count(*), "
+        f"sum(consistency), count(consistency), max(consistency_k) FROM {events} "
+        f"WHERE model_id = ? AND {win} GROUP BY decision, final",
         [model_id, *params],
     )
-    return {str(d): int(n) for d, n in rows}
+    final: dict[str, int] = {}
+    gray = {"n": 0, "resolved": {}, "mean_consistency": None, "k": None}
+    total_c, n_c = 0.0, 0
+    for decision, route, n, sum_c, count_c, k in rows:
+        final[str(route)] = final.get(str(route), 0) + int(n)
+        if decision == "self_consistency":
+            gray["n"] += int(n)
+            gray["resolved"][str(route)] = int(n)
+            total_c, n_c = total_c + float(sum_c or 0.0), n_c + int(count_c)
+            if k is not None:
+                gray["k"] = max(int(k), gray["k"] or 0)
+    if n_c:
+        gray["mean_consistency"] = total_c / n_c
+    return {"final": dict(sorted(final.items(), key=lambda kv: -kv[1])), "gray_zone": gray}

@@ -72,6 +72,7 @@ def events_to_arrow(events: list[ScoredEvent]) -> tuple[pa.Table, pa.Table]:
     """
     _check(events, ScoredEvent, "events")
     cols = {n: [getattr(e, n) for e in events] for n in EVENT_SCHEMA.names}
+    cols["route"] = [e.route or None for e in events]  # NULL: the route is the decision
     with_state = [e for e in events if e.state is not None]
     blobs = [pack_state(e.state) for e in with_state]
     states = pa.Table.from_pydict(

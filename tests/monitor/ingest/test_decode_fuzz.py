@@ -20,6 +20,24 @@ EVENT = json.loads(
         )
     )
 )  # fmt: skip
+GRAY = json.loads(
+    encode(
+        ScoredEvent(
+            event_id="e2",
+            ts=1_700_000_001.0,
+            model_id="m",
+            probe_version="v1",
+            layer=3,
+            pooling="last_prompt_token",
+            raw_logit=0.0,
+            confidence=0.5,
+            decision="self_consistency",
+            route="serve",
+            consistency=0.8,
+            consistency_k=5,
+        )
+    )
+)  # fmt: skip  (wire version 3: the gray zone's resolution)
 LABEL = json.loads(encode(LabelEvent("e1", True, 1_700_000_100.0, "review")))
 
 json_values = st.recursive(
@@ -59,7 +77,9 @@ def _mutated(base: dict) -> st.SearchStrategy[bytes]:
 messages = st.one_of(
     st.just(json.dumps(EVENT).encode()),
     st.just(json.dumps(LABEL).encode()),
+    st.just(json.dumps(GRAY).encode()),
     _mutated(EVENT),
+    _mutated(GRAY),
     _mutated(LABEL),
     st.sampled_from(POISON),
     st.binary(max_size=64),

@@ -1,6 +1,7 @@
 """The batch decoder must give exactly what the per-message decoder gives, message by message."""
 
 import base64
+import dataclasses
 import json
 from dataclasses import fields
 
@@ -43,16 +44,19 @@ def _base(make_event, make_label):
         "event": encode(make_event(1)),
         "state": encode(make_event(2, state=rng.normal(size=16).tolist())),
         "label": encode(make_label(3)),
-    }
+        "gray": encode(dataclasses.replace(make_event(4), decision="self_consistency",
+                                           route="fallback", consistency=0.4, consistency_k=5)),
+    }  # fmt: skip
 
 
 def _mutations(make_event, make_label):
     base = _base(make_event, make_label)
-    ev, st, lb = (json.loads(base[k]) for k in ("event", "state", "label"))
+    ev, st, lb, gz = (json.loads(base[k]) for k in ("event", "state", "label", "gray"))
     dumps = lambda d: json.dumps(d, separators=(",", ":")).encode()  # noqa: E731
     fp16 = lambda a: base64.b64encode(np.asarray(a, "<f2").tobytes()).decode()  # noqa: E731
     out = list(base.values())
-    for body in (ev, st, lb):
+    out.append(dumps({**ev, "route": "serve"}))  # a version-3 field in a version-2 message
+    for body in (ev, st, lb, gz):
         for key in body:
             out.append(dumps({k: v for k, v in body.items() if k != key}))  # missing field
             for bad in (None, "x", 1, 1.5, True, [1], {"a": 1}, -1, 2**40, 1e308):

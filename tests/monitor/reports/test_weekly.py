@@ -175,8 +175,12 @@ def _story_store(tmp):
         c = float(np.clip(rng.beta(6, 2), 0.01, 0.99))
         shifted = t0 + 1.5 * 3600 <= ts < t0 + 2 * 3600
         decision = "serve" if c >= 0.6 else ("self_consistency" if c >= 0.4 else "fallback")
+        gray = {}  # self-consistency resolved the gray zone: the events say how
+        if decision == "self_consistency":
+            gray = {"route": "serve" if c >= 0.5 else "fallback", "consistency_k": 5,
+                    "consistency": 0.8 if c >= 0.5 else 0.4}  # fmt: skip
         events.append(ScoredEvent(f"s{i}", ts, "m", version, 3, "last_prompt_token",
-                                  float(np.log(c / (1 - c))), c, decision))  # fmt: skip
+                                  float(np.log(c / (1 - c))), c, decision, **gray))  # fmt: skip
         labels.append(LabelEvent(f"s{i}", bool(rng.uniform() < c - (0.3 if shifted else 0)),
                                  ts + 20.0, "test"))  # fmt: skip
     registry = ProbeRegistry(tmp / "reg")
@@ -218,13 +222,16 @@ def test_the_report_leads_with_the_weeks_story(story):
     assert [p["version"] for p in told["promotions"]] == ["v2"]  # v1's was the week before
     assert told["switches"] == {"v2": t0 + 2 * 3600}
     assert told["alerts"] == 1 and told["alert_kinds"] == ["calibration_drift"]
-    assert set(told["routes"]) == {"serve", "self_consistency", "fallback"}
+    routes, gray = told["routes"]["final"], told["routes"]["gray_zone"]
+    assert set(routes) == {"serve", "fallback"} and sum(routes.values()) == 1800
+    assert gray["n"] == sum(gray["resolved"].values()) > 0 and gray["k"] == 5
+    assert 0.4 < gray["mean_consistency"] < 0.8
     before, after = told["before_first_alert"], told["after_promotion"]
     assert before["n_labelled"] == 1050 and after["n_labelled"] == 600
     assert after["version"] == "v2" and after["ece"] < 0.1
     page = report.html.read_text(encoding="utf-8")
     assert "drawn per 5 minutes" in page and "Probe v2 promoted at" in page
-    assert "Calibration recovered" in page
+    assert "Calibration recovered" in page and "went to self-consistency (K = 5" in page
     assert report.html.stat().st_size < 1_000_000
 
 

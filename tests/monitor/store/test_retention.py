@@ -132,3 +132,23 @@ def test_archive_needs_a_directory_and_valid_days(tmp_path):
     with Store(tmp_path / "m.duckdb") as store, pytest.raises(ValueError, match="days"):
         store.archive(days=-1)
     assert retention.days_between(0.0, 2 * DAY - 1) == ["1970-01-01", "1970-01-02"]
+
+
+def test_parquet_archived_before_the_gray_zone_columns_reads_them_as_null(
+    tmp_path, make_event, make_label
+):
+    import pyarrow.parquet as pq
+
+    from monitor.store.schema import EVENT_OPTIONAL
+
+    archive = tmp_path / "archive"
+    with Store(tmp_path / "m.duckdb", archive_dir=archive) as store:
+        _fill(store, make_event, make_label)
+        moved = store.archive(days=3, now=NOW).n_events
+    files = sorted((archive / "events").glob("day=*/*.parquet"))
+    assert moved > 0 and files
+    for f in files:  # as an older release wrote them: no route, consistency, consistency_k
+        pq.write_table(pq.read_table(f).drop_columns(list(EVENT_OPTIONAL)), f)
+    with Store(tmp_path / "m.duckdb", archive_dir=archive) as store:
+        rows = store.execute("SELECT count(*), count(route), count(consistency_k) FROM all_events")
+        assert rows == [(40, 0, 0)]

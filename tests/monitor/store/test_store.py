@@ -54,6 +54,9 @@ def test_write_batch_round_trip(tmp_store, make_event, make_label):
         e.answer,
         e.tag,
         e.schema_version,
+        None,  # route, consistency, consistency_k: no gray-zone resolution
+        None,
+        None,
     )
     # the state is a fp16 BLOB in its own table (these values are exact in fp16)
     assert tmp_store.execute("SELECT event_id, ts, dim, state FROM states") == [
