@@ -13,6 +13,11 @@ every bin's probability gets ``epsilon`` added and the vector is renormalised:
 "Lidstone" smoothing; Manning and Schütze 1999, Sec. 6.2.2). Both windows are
 smoothed the same way, so an empty bin never makes a divergence infinite and two
 identical windows give exactly 0.
+
+False-alarm rate. With ``alpha`` set, the threshold becomes a floor on the
+effect and drift also needs the statistic's p-value under a resampled null for
+the current window size below ``alpha`` (:mod:`detectors.scores.null`); the
+result's ``threshold`` is then ``max(floor, critical value)``.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from detectors.base import Detector, DetectorResult, Window, as_1d_finite, insufficient_reason
+from detectors.scores.null import null_bound
 
 
 def smoothed_distribution(counts: ArrayLike, epsilon: float) -> NDArray[np.float64]:
@@ -82,6 +88,9 @@ class HistogramDetector(Detector):
     epsilon: float
     value_range: tuple[float, float] | None
     direction: str = ""
+    alpha: float | None = None
+    null_resamples: int = 1000
+    random_state: int = 0
 
     @abstractmethod
     def _divergence(self, p: NDArray[np.float64], q: NDArray[np.float64]) -> float:
@@ -249,7 +258,8 @@ class HistogramDetector(Detector):
                 None, n_current=n, window=window, details=base, insufficient_reason=reason
             )
         p = smoothed_distribution(counts, self.epsilon)
-        value = self._divergence(p, self.reference_probs_)
+        value = max(self._divergence(p, self.reference_probs_), 0.0)
+        bound, p_val, null = null_bound(self, value, n)
         details = {
             **base,
             "reference_probs": _floats(self.reference_probs_),
@@ -257,8 +267,11 @@ class HistogramDetector(Detector):
             "current_counts": tuple(int(c) for c in counts),
             "n_clipped": n_clipped,
             "epsilon": float(self.epsilon),
+            **null,
         }
-        return self._result(max(value, 0.0), n_current=n, window=window, details=details)
+        return self._result(
+            value, n_current=n, window=window, details=details, p_value=p_val, threshold=bound
+        )
 
     def bin_counts(self, x: NDArray[np.float64]) -> tuple[NDArray[np.int64], int]:
         """Counts of finite values ``x`` per fitted bin, shape (n_bins,), and how many

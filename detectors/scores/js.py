@@ -36,6 +36,14 @@ class JensenShannonDistance(HistogramDetector):
         Range the bins cover; None takes the reference's (min, max) at fit time.
     min_samples : int, default 100
         Fewer samples in either window gives an ``insufficient_data`` result.
+    alpha : float or None, default None
+        False-alarm rate: drift also needs p < alpha under the resampled null of
+        the window's size, and ``threshold`` becomes a floor on the effect
+        (:mod:`detectors.scores.null`). None: the threshold alone decides.
+    null_resamples : int, default 1000
+        Resampled window pairs of that null.
+    random_state : int, default 0
+        Seeds the null (results are reproducible).
 
     Attributes
     ----------
@@ -64,12 +72,18 @@ class JensenShannonDistance(HistogramDetector):
         epsilon: float = 1e-4,
         value_range: tuple[float, float] | None = (0.0, 1.0),
         min_samples: int = 100,
+        alpha: float | None = None,
+        null_resamples: int = 1000,
+        random_state: int = 0,
     ) -> None:
         self.threshold = threshold
         self.n_bins = n_bins
         self.epsilon = epsilon
         self.value_range = value_range
         self.min_samples = min_samples
+        self.alpha = alpha
+        self.null_resamples = null_resamples
+        self.random_state = random_state
 
     def _divergence(self, p: NDArray[np.float64], q: NDArray[np.float64]) -> float:
         """:math:`\\sqrt{\\mathrm{JSD}(P, Q) / \\ln 2}`."""

@@ -73,7 +73,11 @@ class MonitoringConfig(_Strict):
     mmd_permutations: int = Field(200, ge=20)
     state_pca_components: int = Field(32, ge=1)
     state_max_samples: int = Field(1000, ge=10)
-    domain_auroc_threshold: float = Field(0.75, gt=0.5, le=1.0)
+    domain_auroc_threshold: float = Field(0.65, gt=0.5, le=1.0)
+    # alerts from a false-alarm rate: p < alpha under a resampled null, and the thresholds
+    # above as floors on the effect (KL, PSI, JS, domain classifier); null: thresholds alone
+    false_alarm_rate: float | None = Field(0.01, gt=0.0, lt=1.0)
+    null_resamples: int = Field(1000, ge=100)
     accuracy_drop_threshold: float = Field(0.05, gt=0.0, le=1.0)
     bootstrap_resamples: int = Field(200, ge=0)
 

@@ -135,6 +135,8 @@ def score_window(
                 epsilon=mon.kl_epsilon,
                 value_range=value_range,
                 min_samples=n_min,
+                alpha=mon.false_alarm_rate,
+                null_resamples=mon.null_resamples,
             )
             attempt(
                 signal,
@@ -199,6 +201,7 @@ def _state_detectors(cfg: Config) -> tuple[Any, ...]:
         ),
         DomainClassifierAUROC(
             threshold=mon.domain_auroc_threshold,
+            alpha=mon.false_alarm_rate,
             n_components=k,
             n_folds=5,
             max_samples=limit,

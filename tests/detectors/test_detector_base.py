@@ -76,6 +76,9 @@ def test_get_params_and_repr_come_from_the_signature():
         "epsilon": 1e-4,
         "value_range": (0.0, 1.0),
         "min_samples": 100,
+        "alpha": None,
+        "null_resamples": 1000,
+        "random_state": 0,
     }
     assert repr(det).startswith("KLDivergence(threshold=0.3, n_bins=20,")
 

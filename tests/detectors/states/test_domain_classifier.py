@@ -53,3 +53,16 @@ def test_errors(fitted):
 def test_doctests():
     failures, tried = doctest.testmod(detectors.states.domain_classifier)
     assert tried > 0 and failures == 0
+
+
+def test_with_alpha_a_held_out_test_decides_with_the_floor():
+    """Lopez-Paz and Oquab's classifier two-sample test: separable but within chance is no
+    alert; a small, significant shift above the floor is one."""
+    rng = np.random.default_rng(11)
+    det = DomainClassifierAUROC(threshold=0.55, n_components=8, alpha=0.01)
+    det.fit(rng.normal(size=(1200, 32)))
+    quiet = [det.score(rng.normal(size=(300, 32))) for _ in range(5)]
+    assert not any(r.is_drift for r in quiet) and all(r.p_value > 0.01 for r in quiet)
+    moved = det.score(rng.normal(size=(300, 32)) + 0.25)
+    assert moved.is_drift and moved.p_value < 0.01 and moved.statistic > 0.55
+    assert moved.details["p_value_test"] == "held-out Mann-Whitney U"
