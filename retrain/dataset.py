@@ -34,3 +34,8 @@ class LabelledStates:
 
     def __len__(self) -> int:
         return int(self.correct.shape[0])
+
+    def since(self, index: int) -> LabelledStates:
+        """The rows from ``index`` on (time order kept)."""
+        return LabelledStates(*(getattr(self, f)[index:] for f in (
+            "event_ids", "ts", "states", "correct", "probe_version", "confidence")))  # fmt: skip

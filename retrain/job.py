@@ -2,7 +2,9 @@
 
 1. take the labelled states of a window (:class:`retrain.dataset.LabelledStates`;
    the daemon reads them from DuckDB in :mod:`monitor.retraining.job`);
-2. stratified train / calibrate / test split (disjoint);
+2. when the champion's loss changed inside the window (:mod:`retrain.change_point`),
+   keep only the events after the change; then a stratified train / calibrate /
+   test split (disjoint);
 3. fit the challenger on train, its calibration on calibrate (:mod:`retrain.challenger`);
 4. score challenger and champion on the same test rows, decide (AUROC, ECE,
    Brier, bootstrap intervals);
@@ -30,6 +32,7 @@ import numpy as np
 from collectors.probe.linear import LinearProbe, ProbeFileError
 from collectors.probe.registry import PROMOTED
 from retrain.challenger import Decision, decide, fit_challenger, split_indices
+from retrain.change_point import find_change, log_loss
 from retrain.dataset import LabelledStates
 from retrain.registry import ProbeRegistry
 
@@ -55,6 +58,7 @@ class RetrainSettings:
     dropout: float = 0.1
     alpha: float = 0.001  # promotion rule 1 (retrain.challenger.decide)
     min_auroc: float = 0.6
+    change_alpha: float | None = 0.01  # fit after a change in the window (retrain.change_point)
 
 
 @dataclass(frozen=True)
@@ -173,6 +177,24 @@ def _round(
     if n < settings.min_samples:
         why = f"{n} labelled states in the window < min_labelled_samples {settings.min_samples}"
         return RetrainOutcome("skipped", why, **base)
+    change = None
+    if settings.change_alpha is not None:  # a shift inside the window: fit on what follows it
+        loss = log_loss(data.confidence, data.correct)
+        segment = max(20, settings.min_samples // 10)
+        change = find_change(loss, data.ts, settings.change_alpha, segment)
+    if change is not None:
+        after = n - change.index
+        if after < settings.min_samples:
+            why = (f"the champion's loss changed at {_utc(change.ts)} (p={change.p_value:.1e}); "
+                   f"{after} labelled states after it < min_labelled_samples "
+                   f"{settings.min_samples}: waiting for labels of the new traffic")  # fmt: skip
+            return RetrainOutcome("skipped", why, **base)
+        log.info(
+            "retrain fits after the change at %s (p=%.1e, log loss %.3f -> %.3f nats)",
+            _utc(change.ts), change.p_value, change.loss_before, change.loss_after,
+        )  # fmt: skip
+        data, window = data.since(change.index), (change.ts, window[1])
+        n, base = len(data), {"window": (change.ts, window[1]), "n_samples": len(data)}
     try:
         champion = registry.champion()
     except ProbeFileError as exc:
@@ -202,6 +224,7 @@ def _round(
             "n_calibration": int(len(cal)),
             "n_test": int(len(test)),
             "model_id": settings.model_id,
+            "change_point": None if change is None else change.as_dict(),
         },
     )  # fmt: skip
     rows, champ_conf = test, None
@@ -242,3 +265,9 @@ def _round(
     )  # fmt: skip
     log.info(outcome.summary())
     return outcome
+
+
+def _utc(ts: float) -> str:
+    from datetime import datetime, timezone
+
+    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")

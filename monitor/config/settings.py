@@ -246,6 +246,8 @@ class RetrainConfig(_Strict):
     bootstrap_resamples: int = Field(500, ge=50)
     promotion_alpha: float = Field(0.001, gt=0.0, lt=1.0)  # rule 1: challenger AUROC > 0.5 test
     min_auroc: float = Field(0.6, ge=0.5, le=1.0)  # rule 1: and at least this AUROC
+    # a change in the champion's log loss inside the window at this level: fit after it
+    change_alpha: float | None = Field(0.01, gt=0.0, lt=1.0)
     seed: int = 0
     announce: bool = True  # publish promotions on the kafka control topic
 

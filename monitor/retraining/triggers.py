@@ -50,6 +50,7 @@ def settings_from_config(cfg: Config) -> RetrainSettings:
         dropout=rm.probe.dropout,
         alpha=r.promotion_alpha,
         min_auroc=r.min_auroc,
+        change_alpha=r.change_alpha,
     )
 
 
