@@ -14,16 +14,19 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from collectors.routing.gate import gray_zone_samples
+from monitor.config.monitoring import MonitoringConfig, PinnedReference
+from monitor.config.strict import Strict
+
+__all__ = ["Config", "MonitoringConfig", "PinnedReference", "ReliabilityMonitorConfig"]
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 _TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+_Strict = Strict
 
 
 class ProbeConfig(_Strict):
@@ -50,51 +53,6 @@ class RoutingConfig(_Strict):
         lo, hi = v
         if not (0.0 <= lo <= hi <= 1.0):
             raise ValueError(f"must satisfy 0 <= low <= high <= 1, got [{lo}, {hi}]")
-        return v
-
-
-class MonitoringConfig(_Strict):
-    drift_detection_interval: str = "weekly"
-    kl_divergence_threshold: float = Field(0.15, gt=0.0)
-    kl_bins: int = Field(10, ge=2, le=1000)
-    kl_epsilon: float = Field(1e-4, gt=0.0, lt=1.0)
-    ece_threshold: float = Field(0.10, gt=0.0, le=1.0)
-    ece_bins: int = Field(15, ge=2, le=1000)
-    min_window_events: int = Field(100, ge=1)
-    retrain_trigger: Literal["auto", "manual", "scheduled"] = "auto"
-    # windows, schedules and per-detector thresholds (monitor.detection)
-    detection_window: str = "7d"
-    reference_window: str = "7d"
-    report_schedule: str = "0 6 * * 1"
-    psi_threshold: float = Field(0.2, gt=0.0)
-    js_threshold: float = Field(0.1, gt=0.0, le=1.0)
-    ks_alpha: float = Field(0.05, gt=0.0, lt=1.0)
-    mmd_alpha: float = Field(0.05, gt=0.0, lt=1.0)
-    mmd_permutations: int = Field(200, ge=20)
-    state_pca_components: int = Field(32, ge=1)
-    state_max_samples: int = Field(1000, ge=10)
-    domain_auroc_threshold: float = Field(0.65, gt=0.5, le=1.0)
-    # alerts from a false-alarm rate: p < alpha under a resampled null, and the thresholds
-    # above as floors on the effect (KL, PSI, JS, domain classifier); null: thresholds alone
-    false_alarm_rate: float | None = Field(0.01, gt=0.0, lt=1.0)
-    null_resamples: int = Field(1000, ge=100)
-    accuracy_drop_threshold: float = Field(0.05, gt=0.0, le=1.0)
-    bootstrap_resamples: int = Field(200, ge=0)
-
-    @field_validator("drift_detection_interval", "report_schedule")
-    @classmethod
-    def _schedule(cls, v: str) -> str:
-        from monitor.config.durations import parse_schedule
-
-        parse_schedule(v)
-        return v
-
-    @field_validator("detection_window", "reference_window")
-    @classmethod
-    def _duration(cls, v: str) -> str:
-        from monitor.config.durations import parse_duration
-
-        parse_duration(v)
         return v
 
 

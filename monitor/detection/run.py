@@ -13,7 +13,8 @@ request tag) seen in the current window ``[now - detection_window, now)``:
 - **label-free accuracy**: the estimated accuracy's drop, with the labelled
   accuracy beside it;
 - **pooled-state drift** (when the collector captured states): MMD and the
-  domain-classifier AUROC.
+  domain-classifier AUROC, against a reference pinned per model across probe
+  versions (:mod:`monitor.detection.reference`).
 
 Each result is stored in ``detector_runs`` under the subject
 ``"<model>/<probe>/<tag or *>/<signal>"`` (signal: ``confidence``,
@@ -43,6 +44,7 @@ from monitor.alerts.dispatch import (
 from monitor.alerts.policy import AlertPolicy
 from monitor.config.durations import parse_cooldown, parse_duration
 from monitor.config.settings import Config
+from monitor.detection.reference import state_reference
 from monitor.detection.scoring import Failure, Scored, score_window
 from monitor.store import queries
 
@@ -175,7 +177,8 @@ def _run_subject(cfg: Config, store: Any, subject: queries.Subject, run: Detecti
     first = queries.reference_start(store, subject, span, mon.min_window_events)
     ref = (first, first + span)
     alerts: list[Alert] = []
-    for item in score_window(cfg, store, subject, ref, (run.start, run.end)):
+    state_ref = state_reference(cfg, store, subject)
+    for item in score_window(cfg, store, subject, ref, (run.start, run.end), True, state_ref):
         if isinstance(item, Failure):
             err = error_alert(item.detector, item.name, item.error, run.now)
             run.errors.append(err)

@@ -90,12 +90,17 @@ def score_window(
     reference: tuple[float, float],
     current: tuple[float, float],
     states: bool = True,
+    state_reference: tuple[queries.Subject, tuple[float, float]] | None = None,
 ) -> list[Scored | Failure]:
     """Run every detector on one subject's current window against its reference window.
 
     A detector that raises is logged with its traceback and returned as a
     :class:`Failure`; the others still run. Pooled-state detectors run only with
     ``states=True`` and when the collector captured states.
+
+    ``state_reference`` is ``(subject, window)`` of the pooled-state detectors'
+    reference (:func:`monitor.detection.reference.state_reference`: pinned per model,
+    across probe versions); default the subject's own ``reference``.
 
     Returns
     -------
@@ -169,8 +174,10 @@ def score_window(
         ),
     )
     if states:
+        ref_subject, state_ref = state_reference or (subject, ref)
         for det in _state_detectors(cfg):
-            attempt("state", det.name, lambda d=det: _state_result(store, subject, ref, cur, d))
+            attempt("state", det.name, lambda d=det: _state_result(
+                store, subject, state_ref, cur, d, ref_subject))  # fmt: skip
     return out
 
 
@@ -217,9 +224,13 @@ def _state_result(
     ref: tuple[float, float],
     cur: tuple[float, float],
     det: Any,
+    ref_subject: queries.Subject | None = None,
 ) -> DetectorResult | None:
-    """Fit and score a pooled-state detector; None when no state was captured."""
-    ref_s = queries.states(store, subject, *ref, limit=4 * det.max_samples)
+    """Fit and score a pooled-state detector; None when no state was captured.
+
+    The reference states are ``ref_subject``'s (default ``subject``'s) in ``ref``.
+    """
+    ref_s = queries.states(store, ref_subject or subject, *ref, limit=4 * det.max_samples)
     cur_s = queries.states(store, subject, *cur, limit=det.max_samples)
     if ref_s.shape[0] == 0 and cur_s.shape[0] == 0:
         return None  # the collector does not capture states for this subject
