@@ -12,6 +12,7 @@ from monitor.cli import (  # noqa: F401 - importing a command module registers i
     probes,  # vlm-monitor probes (lifecycle)
     report,  # vlm-monitor report --week
     retrain,  # vlm-monitor retrain, sweep
+    review,  # vlm-monitor review (labelling budget, review queue)
     run,  # vlm-monitor run (the daemon)
     study,  # vlm-monitor study (reliability comparison)
 )

@@ -32,6 +32,7 @@ from detectors.scores.psi import PopulationStabilityIndex
 from detectors.states.domain_classifier import DomainClassifierAUROC
 from detectors.states.mmd import MaximumMeanDiscrepancy
 from monitor.config.settings import Config
+from monitor.detection.trust import judge_estimate
 from monitor.store import queries
 
 log = logging.getLogger(__name__)
@@ -163,7 +164,9 @@ def score_window(
     attempt(
         "confidence",
         ece.name,
-        lambda: ece.fit(*queries.labelled(store, subject, *ref)).score(*cur_lab, window=cur),
+        lambda: _fit_calibration(ece, queries.labelled(store, subject, *ref)).score(
+            *cur_lab, window=cur
+        ),
     )
     acc = EstimatedAccuracyDrop(threshold=mon.accuracy_drop_threshold, min_samples=n_min)
     attempt(
@@ -178,7 +181,13 @@ def score_window(
         for det in _state_detectors(cfg):
             attempt("state", det.name, lambda d=det: _state_result(
                 store, subject, state_ref, cur, d, ref_subject))  # fmt: skip
-    return out
+    return judge_estimate(out)  # unreliable where the inputs moved
+
+
+def _fit_calibration(ece: Any, reference: tuple[Any, Any]) -> Any:
+    """Fit on the reference's labelled events, or without a reference ECE while it has none
+    (labels arrive late; the window's own ECE is judged regardless)."""
+    return ece.fit(*reference) if len(reference[0]) else ece.fit()
 
 
 def _divergence(

@@ -41,6 +41,7 @@ import numpy as np
 from detectors.scores.kl import KLDivergence
 from monitor.config.durations import parse_duration
 from monitor.config.settings import Config
+from monitor.detection.reference import state_reference
 from monitor.detection.scoring import Failure, score_window
 from monitor.reports import plots
 from monitor.reports.story import model_stories, story_html
@@ -182,7 +183,9 @@ def _subject_week(
     span = parse_duration(mon.reference_window)
     first = queries.reference_start(store, subject, span, mon.min_window_events)
     ref = (first, first + span)
-    scored = score_window(cfg, store, subject, ref, (start, end), states=False)
+    # states too: the label-free estimate is only trusted while the inputs have not moved
+    state_ref = state_reference(cfg, store, subject)
+    scored = score_window(cfg, store, subject, ref, (start, end), True, state_ref)
     ok = [s for s in scored if not isinstance(s, Failure)]
     results = [s.result for s in ok]
     errors = [
@@ -272,6 +275,9 @@ _ACC_KEYS = (
     "labelled_accuracy",
     "labelled_interval",
     "estimation_error",
+    "reliable",
+    "unreliable_because",
+    "labels_for_3_points",
 )
 
 

@@ -29,8 +29,16 @@ def section_html(section: dict[str, Any], out: Path, inline: bool) -> str:
             f"<td>{_num(r.p_value)}</td><td>{status}</td></tr>"
         )
     acc = s["accuracy"] or {}
+    estimate = f"Estimated accuracy {_num(acc.get('estimated_accuracy'))}"
+    if acc.get("reliable") is False:
+        estimate = (
+            f"Estimated accuracy <span class='drift'>unreliable</span> "
+            f"({html.escape(str(acc.get('unreliable_because')))}): label "
+            f"{acc.get('labels_for_3_points')} events drawn at random to bound it to "
+            "±3 points; <code>vlm-monitor review</code> lists the most novel first"
+        )
     acc_line = (
-        f"<p>Estimated accuracy {_num(acc.get('estimated_accuracy'))}; labelled accuracy "
+        f"<p>{estimate}; labelled accuracy "
         f"{_num(acc.get('labelled_accuracy'))} on {acc.get('n_labelled', 0)} labelled events; "
         f"estimation error {_num(acc.get('estimation_error'))}.</p>"
     )

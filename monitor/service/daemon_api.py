@@ -81,8 +81,17 @@ def routes(daemon: Any) -> tuple[dict[str, Handler], dict[str, Handler]]:
             "figures": [str(f) for f in written.figures],
         }
 
+    def review(p: dict[str, str]) -> Any:
+        from monitor.detection.review import review_plan
+        from monitor.store.queries import Subject
+
+        model = p.get("model") or daemon.cfg.reliability_monitor.model.id
+        subject = Subject(model, p.get("probe") or None, p.get("tag") or None)
+        return review_plan(daemon.cfg, daemon.store, subject, int_param(p, "limit", 20, 1))
+
     get = {
         "/api/health": lambda p: health(daemon),
+        "/api/review": review,
         "/api/status": lambda p: collect(daemon.store, detailed=True),
         "/api/alerts": alerts,
         "/api/probes": lambda p: daemon.store.probes(),

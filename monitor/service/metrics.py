@@ -16,6 +16,8 @@ Metric names follow Prometheus' conventions (base units, ``_total`` for counters
 - ``vlm_monitor_kl_divergence_nats``, ``vlm_monitor_ece``,
   ``vlm_monitor_estimated_accuracy``, ``vlm_monitor_labelled_accuracy``: latest
   values per ``model``, ``probe``, ``tag`` (and ``signal`` for KL);
+- ``vlm_monitor_estimate_reliable``: 0 while the pooled states have moved, so the
+  label-free estimate is not to be trusted (:mod:`monitor.detection.trust`);
 - ``vlm_monitor_detector_statistic``: latest statistic of every detector;
 - ``vlm_monitor_alerts_total{kind, severity}``, ``vlm_monitor_detector_errors_total``;
 - ``vlm_monitor_last_drift_run_timestamp_seconds``, ``vlm_monitor_drift_run_seconds``;
@@ -94,6 +96,12 @@ class MonitorMetrics:
         self.estimated_accuracy = Gauge(
             "vlm_monitor_estimated_accuracy",
             "Latest label-free accuracy estimate (mean calibrated confidence)",
+            _SUBJECT,
+            registry=r,
+        )
+        self.estimate_reliable = Gauge(
+            "vlm_monitor_estimate_reliable",
+            "1 while the label-free estimate is trusted, 0 while the pooled states moved",
             _SUBJECT,
             registry=r,
         )
@@ -204,6 +212,8 @@ class MonitorMetrics:
                 put("ece", labels, r.statistic)
             elif r.detector == "estimated_accuracy_drop":
                 put("estimated_accuracy", labels, r.details["estimated_accuracy"])
+                if "reliable" in r.details:
+                    put("estimate_reliable", labels, 1.0 if r.details["reliable"] else 0.0)
                 if "labelled_accuracy" in r.details:
                     put("labelled_accuracy", labels, r.details["labelled_accuracy"])
         for name, labels in self._series - series:

@@ -15,6 +15,7 @@ Routes (JSON unless said otherwise):
   (``since`` in seconds since the Unix epoch);
 - ``GET /api/probes``: the probe lifecycle table;
 - ``GET /api/collectors``: the newest heartbeat of each collector;
+- ``GET /api/review?model=&probe=&tag=&limit=``: labelling budget and review queue;
 - ``POST /api/report?week=2026-W48``: the daemon writes that week's report and
   returns the paths it wrote.
 
