@@ -95,17 +95,26 @@ def _num(value: float | None, digits: int = 3) -> str:
     return f"{value:.{digits}f}"
 
 
+def _signed(estimate: float | None, truth: float | None) -> str:
+    """``+0.456``: the label-free estimate minus the labelled accuracy; a dash without both."""
+    if estimate is None or truth is None:
+        return "–"
+    return f"{estimate - truth:+.3f}"
+
+
 _STATUS_STYLE = {"ok": "green", "drift": "bold red", "insufficient data": "yellow"}
 _SEVERITY_STYLE = {"warning": "yellow", "critical": "bold red"}
 
 
 def build_table(rows: Sequence[WindowSummary]) -> Table:
-    """The per-window table (name, events, accuracy, mean confidence, KL, ECE, status)."""
+    """The per-window table (name, events, accuracy, mean confidence, the label-free
+    estimate's error against the labels, KL, ECE, status)."""
     table = Table(title="vlm-monitor: drift by window", title_justify="left")
     table.add_column("window", no_wrap=True)
     table.add_column("events", justify="right")
     table.add_column("accuracy", justify="right")
     table.add_column("mean conf", justify="right")
+    table.add_column("est. error", justify="right")  # mean confidence - accuracy
     table.add_column("KL (nats)", justify="right")
     table.add_column("ECE", justify="right")
     table.add_column("status")
@@ -115,6 +124,7 @@ def build_table(rows: Sequence[WindowSummary]) -> Table:
             str(r.n_events),
             _num(r.accuracy),
             _num(r.mean_confidence),
+            _signed(r.mean_confidence, r.accuracy),
             _num(r.kl),
             _num(r.ece),
             Text(r.status, style=_STATUS_STYLE[r.status]),
