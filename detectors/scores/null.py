@@ -114,7 +114,7 @@ def null_bound(det: Any, value: float, n: int) -> tuple[float | None, float | No
     if det.alpha is None:
         return None, None, {}
     cache = det.__dict__.setdefault("_null_cache", {})
-    key = (n, int(det.n_reference_), id(det.reference_counts_))
+    key = (n, np.asarray(det.reference_counts_).tobytes())  # a refit: another key
     if key not in cache:
         cache[key] = null_statistics(
             det.reference_counts_, n, det._divergence, det.epsilon,

@@ -148,10 +148,9 @@ def status(
                 note = f"{err}; "
         if result is None:
             result = read_snapshot(snap_path(rm.store.path))
-        if result is None:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(1) from None
-        if not note.startswith("store held by the running daemon"):
+            if result is None:
+                typer.echo(f"error: {exc}", err=True)
+                raise typer.Exit(1) from None
             age = time.time() - float(result["ts"])
             pid = result.get("ingest", {}).get("pid")
             alive = pid is not None and _pid_alive(int(pid))

@@ -18,10 +18,13 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from detectors.calibration.label_free import EstimatedAccuracyDrop
 from detectors.calibration.labelling_budget import labels_needed
+from detectors.states.domain_classifier import DomainClassifierAUROC
+from detectors.states.mmd import MaximumMeanDiscrepancy
 
 MARGIN = 0.03
-STATE_DETECTORS = ("mmd", "domain_classifier_auroc")
+STATE_DETECTORS = (MaximumMeanDiscrepancy.name, DomainClassifierAUROC.name)
 
 
 def judge_estimate(results: list[Any]) -> list[Any]:
@@ -44,7 +47,7 @@ def judge_estimate(results: list[Any]) -> list[Any]:
     out = []
     for scored in results:
         r = getattr(scored, "result", None)
-        if r is None or r.detector != "estimated_accuracy_drop" or r.insufficient_data:
+        if r is None or r.detector != EstimatedAccuracyDrop.name or r.insufficient_data:
             out.append(scored)
             continue
         details = dict(r.details)

@@ -11,6 +11,7 @@ Each function writes one PNG of about 20-40 kB and returns its path.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,6 +21,11 @@ import numpy as np
 
 _SIZE = (6.4, 3.4)  # inches
 _DPI = 80
+
+
+def slug(name: str) -> str:
+    """``name`` as a file-name part: runs of other than ``A-Za-z0-9._-`` become ``_``."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name)
 
 
 def _figure() -> tuple[Any, Any]:

@@ -11,8 +11,6 @@ followed it. One figure (:func:`monitor.reports.plots.timeline_png`) draws it.
 from __future__ import annotations
 
 import html
-import json
-import re
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +34,7 @@ def model_stories(
     """
     rm = cfg.reliability_monitor
     models = timeline.models(store, start, end)
-    promotions = _promotions(cfg, start, end)
+    promotions = _promotions(cfg, store, start, end)
     stories = []
     for model in models:
         span = timeline.traffic_span(store, model, start, end)
@@ -51,10 +49,10 @@ def model_stories(
         switches = {v: t for v, t in seen.items() if t > span[0]}  # began serving this week
         marks = [(a["ts"], "alert", a["kind"]) for a in _first_per_kind(mine)]
         marks += [(p["ts"], "promotion", f"{p['version']} promoted") for p in promoted]
-        slug = re.sub(r"[^A-Za-z0-9._-]+", "_", model)
         figure = plots.timeline_png(
-            rows, width, marks, rm.monitoring.ece_threshold, assets / f"timeline-{slug}.png"
-        )
+            rows, width, marks, rm.monitoring.ece_threshold,
+            assets / f"timeline-{plots.slug(model)}.png",
+        )  # fmt: skip
         story = {
             "model_id": model, "first_event": span[0], "last_event": span[1],
             "bucket_seconds": width, "buckets": rows, "routes":
@@ -67,24 +65,20 @@ def model_stories(
     return stories
 
 
-def _promotions(cfg: Config, start: float, end: float) -> list[dict[str, Any]]:
+def _promotions(cfg: Config, store: Any, start: float, end: float) -> list[dict[str, Any]]:
+    """The registry's promotions in ``[start, end)``, each with the model its version was
+    fitted for (the store's probe table; None where it has no row)."""
     from retrain.registry import ProbeRegistry
 
     directory = cfg.reliability_monitor.retrain.registry_dir
     if not directory.is_dir():
         return []
-    registry = ProbeRegistry(directory)
-    out = []
-    for h in registry.history():
-        if h.get("ts") is None or not start <= float(h["ts"]) < end:
-            continue
-        try:  # which model the version was fitted for (its metadata), else the configured one
-            body = json.loads((registry.versions_dir / h["version"] / "probe.json").read_text())
-            model_id = (body.get("metadata") or {}).get("model_id")
-        except (OSError, ValueError):
-            model_id = None
-        out.append({**h, "model_id": model_id})
-    return out
+    model_of = {row["version"]: row["model_id"] for row in store.probes()}
+    return [
+        {**h, "model_id": model_of.get(h["version"])}
+        for h in ProbeRegistry(directory).history()
+        if h.get("ts") is not None and start <= float(h["ts"]) < end
+    ]
 
 
 def _first_per_kind(alerts: list[dict]) -> list[dict]:

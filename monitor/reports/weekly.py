@@ -207,7 +207,7 @@ def _subject_week(
     daily = {d["day_start"]: d for d in queries.daily_stats(store, subject, *history)}
     days = sorted(daily)
     kl_daily = {d: _trailing_kl(kl, hist, d, span) for d in days}
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", subject.name.replace("*", "all"))
+    slug = plots.slug(subject.name.replace("*", "all"))
     points, kl_points, title, week_shade = days, kl_daily, None, (start, end)
     traffic = timeline.subject_span(store, subject, start, end)
     if traffic is not None and traffic[1] - traffic[0] < 2 * DAY:  # hours: a finer trend

@@ -12,28 +12,31 @@ one row per version it holds:
 
 Each row carries the version's held-out figures from its own metadata
 (``evaluation``: AUROC, ECE, Brier and their intervals on the test split).
-It runs after every retrain, when the daemon starts and in the demo, so the
-table never disagrees with what the collectors load.
+It runs after every retrain (the daemon's, ``vlm-monitor retrain``, the demo's)
+and when the daemon starts, so the table never disagrees with what the
+collectors load.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
+from collectors.probe.linear import ProbeFileError
 from retrain.registry import ProbeRegistry
 
 log = logging.getLogger(__name__)
 
 
 def lifecycle(registry: ProbeRegistry) -> list[dict[str, Any]]:
-    """One row per complete version: version, status, status_ts, reason, metadata.
+    """One row per version that loads: version, status, status_ts, reason, probe.
 
     Returns
     -------
     list of dict
-        Oldest version first; ``metadata`` is the version's ``probe.json`` body.
+        Oldest version first; ``probe`` is the loaded
+        :class:`collectors.probe.linear.LinearProbe` (its ``metadata`` holds the
+        held-out evaluation).
     """
     history = registry.history()
     champion = history[-1]["version"] if history else None
@@ -44,13 +47,13 @@ def lifecycle(registry: ProbeRegistry) -> list[dict[str, Any]]:
             replaced[before["version"]] = after
     rows = []
     for version in registry.versions():
-        path = registry.versions_dir / version
         try:
-            body = json.loads((path / "probe.json").read_text())
-        except (OSError, ValueError) as exc:
+            probe = registry.load(version)
+        except (ProbeFileError, OSError) as exc:
             log.warning("probe %s in %s unreadable, left out: %s", version, registry.root, exc)
             continue
-        meta = body.get("metadata") or {}
+        meta = probe.metadata or {}
+        path = registry.versions_dir / version
         created = float(meta.get("created_ts") or (path / "probe.json").stat().st_mtime)
         if version == champion:
             event = promoted_at[version]
@@ -70,7 +73,7 @@ def lifecycle(registry: ProbeRegistry) -> list[dict[str, Any]]:
         rows.append({
             "version": version, "status": status, "reason": reason, "created_ts": created,
             "status_ts": float(status_ts if status_ts is not None else created),
-            "path": str(path), "body": body,
+            "path": str(path), "probe": probe,
         })  # fmt: skip
     return rows
 
@@ -79,16 +82,16 @@ def sync_probes(store: Any, registry: ProbeRegistry, model_id: str) -> list[dict
     """Write :func:`lifecycle` into ``store``'s ``probes`` table; return the rows written."""
     rows = lifecycle(registry)
     for row in rows:
-        body = row["body"]
-        meta = body.get("metadata") or {}
+        probe = row["probe"]
+        meta = probe.metadata or {}
         evaluation = meta.get("evaluation") or {}
         metrics = {
             k: evaluation[k] for k in ("challenger", "champion", "rules", "chance_p_value")
             if k in evaluation
         }  # fmt: skip
         store.record_probe(
-            row["version"], meta.get("model_id") or model_id, int(body.get("layer", -1)),
-            str(body.get("pooling", "")), int(body.get("hidden_dim", 0)),
+            row["version"], meta.get("model_id") or model_id, int(probe.layer),
+            str(probe.pooling), int(probe.hidden_dim),
             row["path"], status=row["status"], metrics=metrics or None,
             ts=row["created_ts"], status_ts=row["status_ts"], reason=row["reason"],
         )  # fmt: skip

@@ -57,7 +57,7 @@ def bucket_width(first: float, last: float, max_buckets: int = 240) -> float:
 
 
 def buckets(
-    store: Any, model_id: str, start: float, end: float, width: float | None, n_bins: int = 15
+    store: Any, model_id: str, start: float, end: float, width: float, n_bins: int = 15
 ) -> list[dict[str, Any]]:
     """Per bucket and probe version: traffic, estimated and labelled accuracy, ECE.
 
@@ -67,9 +67,8 @@ def buckets(
     model_id : str
     start, end : float
         ``start <= ts < end``, seconds since the Unix epoch.
-    width : float or None
-        Bucket width, seconds (buckets start at multiples of it); None: one bucket
-        for the whole window (``bucket_start`` 0).
+    width : float
+        Bucket width, seconds (buckets start at multiples of it).
     n_bins : int
         Equal-width confidence bins of the ECE, right-closed as in Guo et al. 2017,
         Eq. 3 (the project's :mod:`detectors.calibration.reliability`).
@@ -82,36 +81,8 @@ def buckets(
         confidence, probability), ``n_labelled``, ``labelled_accuracy`` and ``ece``
         (None without labels).
     """
-    events, _ = _layout(store)
-    win, params = window_clause(start, end)
-    bucket = "0.0" if width is None else f"floor(ts / {float(width)!r}) * {float(width)!r}"
-    traffic = store.execute(
-        f"SELECT {bucket} AS b, probe_version, count(*), avg(confidence) FROM {events} "
-        f"WHERE model_id = ? AND {win} GROUP BY b, probe_version",
-        [model_id, *params],
-    )
-    m = int(n_bins)
-    labelled = store.execute(
-        "WITH binned AS ("
-        f"  SELECT {bucket} AS b, probe_version, CAST(correct AS DOUBLE) AS y, confidence AS p,"
-        f"         greatest(ceil(confidence * {m}) - 1, 0) AS k"
-        f"  FROM labelled_events WHERE model_id = ? AND {win}),"
-        " per_bin AS (SELECT b, probe_version, count(*) AS n, sum(y) AS sy, sum(p) AS sp"
-        "             FROM binned GROUP BY b, probe_version, k)"
-        " SELECT b, probe_version, sum(n), sum(sy) / sum(n), sum(abs(sy - sp)) / sum(n)"
-        " FROM per_bin GROUP BY b, probe_version",
-        [model_id, *params],
-    )
-    lab = {(float(b), v): (int(n), float(acc), float(ece)) for b, v, n, acc, ece in labelled}
-    out = []
-    for b, version, n, mean_conf in traffic:
-        n_lab, acc, ece = lab.get((float(b), version), (0, None, None))
-        out.append({
-            "bucket_start": float(b), "probe_version": version, "n_events": int(n),
-            "estimated_accuracy": float(mean_conf), "n_labelled": n_lab,
-            "labelled_accuracy": acc, "ece": ece,
-        })  # fmt: skip
-    return sorted(out, key=lambda r: (r["bucket_start"], r["probe_version"]))
+    w = float(width)
+    return _aggregate(store, model_id, start, end, f"floor(ts / {w!r}) * {w!r}", True, n_bins)
 
 
 def interval(
@@ -119,25 +90,48 @@ def interval(
 ) -> dict[str, Any]:
     """Traffic, accuracy and ECE of ``model_id`` over ``[start, end)``, all probe versions
     pooled: ``n_events``, ``n_labelled``, ``labelled_accuracy``, ``ece`` (None without labels)."""
+    rows = _aggregate(store, model_id, start, end, "0.0", False, n_bins)
+    if not rows:
+        return {"n_events": 0, "n_labelled": 0, "labelled_accuracy": None, "ece": None}
+    return {k: rows[0][k] for k in ("n_events", "n_labelled", "labelled_accuracy", "ece")}
+
+
+def _aggregate(
+    store: Any, model_id: str, start: float, end: float, bucket: str, by_version: bool,
+    n_bins: int,
+) -> list[dict[str, Any]]:  # fmt: skip
+    """Rows of :func:`buckets` for the SQL bucket expression ``bucket``; with ``by_version``
+    False, the probe versions pooled (``probe_version`` ``"*"``)."""
     events, _ = _layout(store)
     win, params = window_clause(start, end)
-    n = store.execute(
-        f"SELECT count(*) FROM {events} WHERE model_id = ? AND {win}", [model_id, *params]
-    )[0][0]
-    m = int(n_bins)
-    row = store.execute(
-        "WITH per_bin AS (SELECT count(*) AS n, sum(CAST(correct AS DOUBLE)) AS sy,"
-        "  sum(confidence) AS sp FROM labelled_events"
-        f"  WHERE model_id = ? AND {win} GROUP BY greatest(ceil(confidence * {m}) - 1, 0))"
-        " SELECT sum(n), sum(sy) / sum(n), sum(abs(sy - sp)) / sum(n) FROM per_bin",
+    version = "probe_version" if by_version else "'*'"
+    traffic = store.execute(
+        f"SELECT {bucket} AS b, {version} AS v, count(*), avg(confidence) FROM {events} "
+        f"WHERE model_id = ? AND {win} GROUP BY b, v",
         [model_id, *params],
-    )[0]
-    n_lab = int(row[0] or 0)
-    return {
-        "n_events": int(n), "n_labelled": n_lab,
-        "labelled_accuracy": None if not n_lab else float(row[1]),
-        "ece": None if not n_lab else float(row[2]),
-    }  # fmt: skip
+    )
+    m = int(n_bins)
+    labelled = store.execute(  # ECE = sum over bins |sum(y) - sum(p)| / n
+        "WITH binned AS ("
+        f"  SELECT {bucket} AS b, {version} AS v, CAST(correct AS DOUBLE) AS y, confidence AS p,"
+        f"         greatest(ceil(confidence * {m}) - 1, 0) AS k"
+        f"  FROM labelled_events WHERE model_id = ? AND {win}),"
+        " per_bin AS (SELECT b, v, count(*) AS n, sum(y) AS sy, sum(p) AS sp"
+        "             FROM binned GROUP BY b, v, k)"
+        " SELECT b, v, sum(n), sum(sy) / sum(n), sum(abs(sy - sp)) / sum(n)"
+        " FROM per_bin GROUP BY b, v",
+        [model_id, *params],
+    )
+    lab = {(float(b), v): (int(n), float(acc), float(ece)) for b, v, n, acc, ece in labelled}
+    out = []
+    for b, v, n, mean_conf in traffic:
+        n_lab, acc, ece = lab.get((float(b), v), (0, None, None))
+        out.append({
+            "bucket_start": float(b), "probe_version": v, "n_events": int(n),
+            "estimated_accuracy": float(mean_conf), "n_labelled": n_lab,
+            "labelled_accuracy": acc, "ece": ece,
+        })  # fmt: skip
+    return sorted(out, key=lambda r: (r["bucket_start"], r["probe_version"]))
 
 
 def first_seen(store: Any, model_id: str, start: float, end: float) -> dict[str, float]:
