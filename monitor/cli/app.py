@@ -85,7 +85,7 @@ def broker(
 @app.command()
 def demo(
     config: ConfigOption = None,
-    events_per_window: Annotated[int, typer.Option(help="Requests per traffic window.")] = 600,
+    events_per_window: Annotated[int, typer.Option(help="Requests per traffic window.")] = 500,
     seed: Annotated[int, typer.Option(help="Seed for the generated traffic.")] = 0,
 ) -> None:
     """Run the bundled reference VLM under monitoring: reference, live and shifted traffic."""

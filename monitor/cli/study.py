@@ -32,7 +32,8 @@ def _items(dataset: str, n: int, seed: int, shift: str, data: Path | None, image
 def study(
     dataset: Annotated[str, typer.Option(help="shapes | shapes-shifted | pope | jsonl")] = "shapes",
     model: Annotated[
-        Path | None, typer.Option(help="Local model directory (default: the reference VLM).")
+        Path | None,
+        typer.Option(help="Local model directory (default: the hallucinating reference VLM)."),
     ] = None,
     data: Annotated[Path | None, typer.Option(help="JSON Lines file (pope, jsonl).")] = None,
     image_dir: Annotated[Path | None, typer.Option(help="COCO image directory (pope).")] = None,
@@ -61,6 +62,7 @@ def study(
     import torch
 
     from monitor.reference_vlm.build import PROMPT_TEMPLATE
+    from monitor.reference_vlm.hallucinate import HALLUCINATING_DIR
     from monitor.reference_vlm.model import load_reference_model
     from monitor.reference_vlm.shapes import SHIFTS
     from monitor.study.output import markdown, write_all
@@ -89,7 +91,7 @@ def study(
             ablate_k=ablate_k,
         )
         items = _items(dataset, n, seed, shift, data, image_dir)
-        vlm, processor = load_reference_model(model)
+        vlm, processor = load_reference_model(model or HALLUCINATING_DIR)
         result = compare(vlm, processor, items, lambda q: template.format(question=q), settings)
     except (FileNotFoundError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)

@@ -105,7 +105,7 @@ class LoggingConfig(_Strict):
 
 class ModelConfig(_Strict):
     id: str = "shapes-llava"
-    path: Path = PACKAGE_ROOT / "monitor" / "reference_vlm" / "checkpoint"
+    path: Path = PACKAGE_ROOT / "monitor" / "reference_vlm" / "hallucinating"
     device: str = "cpu"
 
 

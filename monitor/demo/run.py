@@ -1,12 +1,18 @@
-"""``vlm-monitor demo``: the reference VLM under monitoring, end to end.
+"""``vlm-monitor demo``: the reference VLM under monitoring, end to end, loop closed.
 
 1. make sure a Kafka broker answers (start the embedded Tansu broker if not);
-2. load the bundled reference model from its local directory;
-3. fit a linear probe + temperature on labelled reference traffic;
-4. serve three windows through the collector: reference, live in-distribution,
-   shifted (noise, smaller objects, other backgrounds); events and labels go to Kafka;
-5. ingest Kafka into DuckDB; run KL (score drift) and ECE (calibration) per window
-   against the reference window; alert; write the HTML report and a summary.
+2. load the configured model (the bundled hallucinating reference VLM) from its
+   local directory;
+3. fit the first probe on labelled reference traffic, as the retrain job fits
+   challengers, and show the premise: on held-out requests its AUROC lies above
+   the output confidence's, bootstrap intervals apart;
+4. publish it as champion of a fresh registry that the serving collector follows;
+5. serve the windows of :data:`monitor.demo.loop.PHASES` (reference, live, a
+   shift the probe can be refit on, the same shift after the retrain, the shift
+   where nothing helps), each ingested, scored by the daemon's detectors, and on
+   a calibration or KL alert retrained automatically: the promotion, the
+   collector's switch and the recovered ECE, then the refusal and what to do;
+6. print the summary table and write the HTML report of the last window.
 """
 
 from __future__ import annotations
@@ -14,27 +20,32 @@ from __future__ import annotations
 import logging
 import time
 from contextlib import ExitStack
-from pathlib import Path
+from dataclasses import dataclass
 
 from rich.console import Console
-from rich.progress import Progress
 
 from collectors.generate.collector import ReliabilityCollector
+from collectors.probe.reload import ProbeWatcher
 from collectors.routing.gate import RoutingGate
 from collectors.transport.emitter import KafkaEmitter
 from monitor.config.settings import Config
-from monitor.demo.retrain_step import demo_auto_retrain
-from monitor.demo.traffic import Window, capture_states, run_window
-from monitor.demo.windows import evaluate_windows
+from monitor.demo.loop import LoopResult, serve_phases
+from monitor.demo.premise import compare_signals, output_confidence, print_premise
+from monitor.demo.retrain_step import demo_config
+from monitor.demo.traffic import capture_states
 from monitor.ingest.admin import ensure_topics, is_reachable
 from monitor.ingest.clock import EventClock
 from monitor.ingest.consumer import Ingester
 from monitor.reference_vlm.model import load_reference_model
 from monitor.reference_vlm.shapes import make_samples
+from monitor.reports.drift_report import write_html_report
+from monitor.reports.summary import render_summary
 from monitor.service.broker import EmbeddedBroker
+from monitor.store import queries
 from monitor.store.database import Store
 from retrain.challenger import fit_challenger, split_indices
 from retrain.evaluate import evaluate
+from retrain.registry import ProbeRegistry
 
 log = logging.getLogger(__name__)
 
@@ -73,10 +84,58 @@ def _security(kafka) -> dict:
     return kwargs
 
 
+@dataclass(frozen=True)
+class DemoResult:
+    """What the demo showed.
+
+    Attributes
+    ----------
+    premise_holds : bool
+        The probe's AUROC interval lies above the output confidence's.
+    loop : LoopResult
+        Every window's score, retrain and probe switch.
+    report : Path
+        The HTML report of the last window.
+    """
+
+    premise_holds: bool
+    loop: LoopResult
+    report: object
+
+
+def _first_probe(cfg: Config, model, processor, n_fit: int, seed: int, console) -> tuple:
+    """Fit v1 on labelled reference traffic; print the premise. Returns (probe, premise)."""
+    rm, rt = cfg.reliability_monitor, cfg.reliability_monitor.retrain
+    console.print(
+        f"Fitting the probe on decoder layer {rm.target_layer} ({rm.probe.pooling}) from "
+        f"{n_fit} labelled reference requests"
+    )
+    samples = make_samples(n_fit, seed=seed + 100)
+    states, correct = capture_states(
+        model, processor, samples, layer=rm.target_layer, pooling=rm.probe.pooling
+    )
+    train, cal, test = split_indices(correct, rt.train_fraction, rt.calibration_fraction, seed)
+    probe, choice, _ = fit_challenger(
+        states[train], correct[train], states[cal], correct[cal],
+        kind=rt.probe, layer=rm.target_layer, layers=None, pooling=rm.probe.pooling,
+        version="v1", calibration=rt.calibration, seed=seed, dropout=rm.probe.dropout,
+    )  # fmt: skip
+    probe.metadata["evaluation"] = {
+        "challenger": evaluate(probe.predict_proba(states[test]), correct[test]).as_dict()
+    }
+    out_conf = output_confidence(model, processor, [samples[i] for i in test])
+    ev_probe, ev_output = compare_signals(
+        probe.predict_proba(states[test]), out_conf, correct[test], seed=seed
+    )
+    console.print(f"  probe v1: {rt.probe}, {choice.method} calibration")
+    premise = print_premise(console, ev_probe, ev_output, rm.target_layer, correct.mean())
+    return probe, premise
+
+
 def run_demo(
-    cfg: Config, events_per_window: int = 600, seed: int = 0, console: Console | None = None
-) -> int:
-    """Run the demo; return the number of alerts raised on the shifted window.
+    cfg: Config, events_per_window: int = 500, seed: int = 0, console: Console | None = None
+) -> DemoResult:
+    """Run the demo (module docstring); return what it showed.
 
     Raises
     ------
@@ -85,7 +144,6 @@ def run_demo(
     """
     console = console or Console()
     t0 = time.time()
-    rm = cfg.reliability_monitor
     with ExitStack() as stack:
         cfg, fresh_broker = _ensure_broker(cfg, stack, console)
         rm = cfg.reliability_monitor
@@ -93,80 +151,17 @@ def run_demo(
         ensure_topics(
             rm.kafka.client_kwargs(), [topics.events, topics.labels, topics.alerts, topics.control]
         )
-
         console.print(f"Loading {rm.model.id} from {rm.model.path}")
         model, processor = load_reference_model(rm.model.path, device=rm.model.device)
-
         n_fit = max(2 * events_per_window, 400)
-        console.print(
-            f"Fitting the probe on layer {rm.target_layer} ({rm.probe.pooling}) "
-            f"from {n_fit} labelled reference requests"
-        )
-        states, correct = capture_states(
-            model,
-            processor,
-            make_samples(n_fit, seed=seed + 100),
-            layer=rm.target_layer,
-            pooling=rm.probe.pooling,
-        )
-        rt = rm.retrain  # the first probe is fitted exactly as the retrain job fits challengers
-        train, cal, test = split_indices(correct, rt.train_fraction, rt.calibration_fraction, seed)
-        probe, choice, _ = fit_challenger(
-            states[train], correct[train], states[cal], correct[cal],
-            kind=rt.probe, layer=rm.target_layer, layers=None, pooling=rm.probe.pooling,
-            version="v1", calibration=rt.calibration, seed=seed, dropout=rm.probe.dropout,
-        )  # fmt: skip
-        held_out = evaluate(probe.predict_proba(states[test]), correct[test])
-        probe.metadata["evaluation"] = {"challenger": held_out.as_dict()}
-        probe_dir = Path(rm.store.path).parent / "probes"
-        probe.save(probe_dir)
-        console.print(
-            f"  probe v1 ({rt.probe}, {choice.method} calibration): accuracy of the model on "
-            f"these requests {correct.mean():.1%}, held-out AUROC {held_out.auroc:.3f}, "
-            f"ECE {held_out.ece:.3f} -> {probe_dir}"
-        )
+        probe, premise = _first_probe(cfg, model, processor, n_fit, seed, console)
 
-        emitter = KafkaEmitter(
-            topics.events, queue_size=rm.kafka.producer_queue_size, **rm.kafka.client_kwargs()
-        )
-        stack.callback(emitter.close)
-        gate = RoutingGate(rm.routing.confidence_threshold, tuple(rm.routing.gray_zone_bounds))
-        plan = [
-            ("reference", make_samples(events_per_window, seed=seed + 1)),
-            ("live", make_samples(events_per_window, seed=seed + 2)),
-            ("shifted", make_samples(events_per_window, seed=seed + 3, shift="all")),
-        ]
-        windows: list[Window] = []
-        with (
-            ReliabilityCollector(
-                model,
-                probe,
-                gate=gate,
-                emitter=emitter,
-                model_id=rm.model.id,
-                capture_states=True,  # part 6 (auto-retrain) fits on captured states
-            ) as collector,
-            Progress(console=console, transient=True) as progress,
-        ):
-            task = progress.add_task("serving requests", total=sum(len(s) for _, s in plan))
-            for name, samples in plan:
-                progress.update(task, description=f"serving {name} traffic")
-                windows.append(
-                    run_window(
-                        name,
-                        model,
-                        processor,
-                        collector,
-                        samples,
-                        lambda label: emitter.emit(label, topic=topics.labels),
-                        progress=lambda n: progress.advance(task, n),
-                    )
-                )
-        emitter.flush(timeout_s=30)
-        console.print(
-            f"Served {sum(len(w.events) for w in windows)} requests; events and labels "
-            f"sent to Kafka ({emitter.sent} acked, {emitter.dropped} dropped)"
-        )
+        run_dir = rm.store.path.parent / "demo-registry" / time.strftime("run-%Y%m%d-%H%M%S")
+        registry = ProbeRegistry(run_dir)
+        registry.publish(probe)
+        registry.promote(probe.version, reason="demo probe, fitted on reference traffic")
+        console.print(f"  v1 is the champion of {run_dir}; the serving collector follows it")
+        demo_cfg = demo_config(cfg, run_dir)
 
         store = stack.enter_context(Store.from_config(rm.store))
         if fresh_broker:  # a new in-memory broker starts its offsets at 0 again
@@ -174,17 +169,55 @@ def run_demo(
                 store.clear_offsets(topic)
         ingester = Ingester(rm.kafka, store, clock=EventClock.from_config(rm.store))
         stack.callback(ingester.close)
-        expected = sum(len(w.events) for w in windows)
-        stats = ingester.run_until_idle(idle_s=2.0, max_s=120.0)
-        console.print(
-            f"Ingested into {rm.store.path}: {stats.n_events} events, {stats.n_labels} labels, "
-            f"{stats.n_dead} dead letters (expected {expected} of each)"
+        emitter = KafkaEmitter(
+            topics.events, queue_size=rm.kafka.producer_queue_size, **rm.kafka.client_kwargs()
         )
+        stack.callback(emitter.close)
+        gate = RoutingGate(rm.routing.confidence_threshold, tuple(rm.routing.gray_zone_bounds))
+        collector = stack.enter_context(
+            ReliabilityCollector(
+                model, probe, gate=gate, emitter=emitter, model_id=rm.model.id,
+                capture_states=True,  # retraining fits on the captured states
+            )
+        )  # fmt: skip
+        watcher = ProbeWatcher(
+            run_dir, collector.swap_probe, current_version=probe.version, poll_s=1.0,
+            control_topic=topics.control, client_kwargs=rm.kafka.client_kwargs(),
+        )  # fmt: skip
+        stack.enter_context(watcher)
+        loop = serve_phases(
+            cfg, demo_cfg, model=model, processor=processor, collector=collector,
+            watcher=watcher, emitter=emitter, ingester=ingester, store=store,
+            events_per_window=events_per_window, seed=seed, console=console,
+        )  # fmt: skip
+        console.rule("Summary")
+        render_summary(
+            [s.row for s in loop.scores],
+            [a for s in loop.scores for a in s.alerts],
+            console,
+            grouped=True,
+        )
+        report = _report(cfg, store, loop)
+        console.print(f"HTML report: {report}")
+        console.print(
+            f"Sent {emitter.sent} events and labels ({emitter.dropped} dropped). "
+            f"Done in {time.time() - t0:.0f} s."
+        )
+        return DemoResult(premise_holds=premise, loop=loop, report=report)
 
-        alerts = evaluate_windows(cfg, store, windows, console=console)
-        shifted_alerts = [a for a in alerts if a.subject.endswith("shifted")]
 
-        # the shift alert triggers an automatic retrain; ECE/AUROC before/after
-        demo_auto_retrain(cfg, store, windows[-1], alerts, probe, console)
-        console.print(f"Done in {time.time() - t0:.0f} s.")
-        return len(shifted_alerts)
+def _report(cfg: Config, store: Store, loop: LoopResult):
+    """The HTML report of the last window against its probe version's reference window."""
+    rm = cfg.reliability_monitor
+    last = loop.scores[-1].window
+    ref = next(s.window for s in loop.scores if s.window.probe_version == last.probe_version)
+    subject = queries.Subject(rm.model.id, last.probe_version, None)
+    name = last.name.replace(",", "").replace(" ", "-")
+    return write_html_report(
+        queries.scores(store, subject, ref.start, ref.end, "confidence"),
+        queries.scores(store, subject, last.start, last.end, "confidence"),
+        [s.result for s in loop.scores[-1].results if s.signal == "confidence"],
+        rm.store.reports_dir / f"report-{name}.html",
+        title=f"vlm-monitor: {rm.model.id}, window '{last.name}' vs '{ref.name}' "
+        f"(probe {last.probe_version})",
+    )

@@ -23,13 +23,15 @@ from monitor.reference_vlm.shapes import Sample
 
 @dataclass(frozen=True)
 class Window:
-    """A stretch of traffic: its name, time bounds (seconds since epoch) and truth."""
+    """A stretch of traffic: its name, time bounds (seconds since epoch), truth and the
+    probe version that served it (None: none, or more than one)."""
 
     name: str
     start: float
     end: float
     events: tuple[ScoredEvent, ...]
     correct: np.ndarray  # bool, shape (n_events,)
+    probe_version: str | None = None
 
     @property
     def accuracy(self) -> float:
@@ -98,7 +100,15 @@ def run_window(
         if progress is not None:
             progress(len(batch))
     end = time.time()
-    return Window(name=name, start=start, end=end, events=tuple(events), correct=np.array(correct))
+    versions = {e.probe_version for e in events}
+    return Window(
+        name=name,
+        start=start,
+        end=end,
+        events=tuple(events),
+        correct=np.array(correct),
+        probe_version=versions.pop() if len(versions) == 1 else None,
+    )
 
 
 def capture_all_layers(

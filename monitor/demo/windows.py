@@ -1,25 +1,23 @@
-"""Run the detectors over time windows read back from DuckDB, then alert and report.
+"""Score one demo window with the daemon's detectors, read back from DuckDB.
 
-The reference window fixes the KL bins; every window (the reference included,
-as a sanity row) is scored against it. Calibration error is computed on each
-window's labelled events. Everything is read from the store, not from memory,
-so the numbers are those of what was actually ingested.
+Each window is one subject (model, the probe version that served it, all tags)
+scored by :func:`monitor.detection.scoring.score_window`, exactly as a drift run
+scores it: KL, PSI, JS and KS of the confidence and raw logit against the probe
+version's own reference window, calibration on the window's labels, the
+label-free accuracy estimate (judged unreliable when the inputs moved), and MMD
+and the domain classifier on the pooled hidden states against the model's
+reference window, which stays put across probe versions
+(:mod:`monitor.detection.reference`). Everything is read from the store, so the
+numbers are those of what was actually ingested.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
-import numpy as np
-from rich.console import Console
-
-from detectors.base import DetectorResult
-from detectors.calibration.calibration_error import CalibrationError
-from detectors.scores.kl import KLDivergence
 from monitor.alerts.dispatch import (
     Alert,
-    LogAlertSink,
     StoreAlertSink,
     alerts_from_results,
     enabled,
@@ -28,84 +26,100 @@ from monitor.alerts.dispatch import (
 from monitor.config.settings import Config
 from monitor.demo.traffic import Window
 from monitor.detection.run import record_result
-from monitor.reports.drift_report import write_html_report
-from monitor.reports.summary import WindowSummary, render_summary
+from monitor.detection.scoring import Failure, Scored, score_window
+from monitor.detection.trust import STATE_DETECTORS
+from monitor.reports.summary import WindowSummary
+from monitor.store import queries
 from monitor.store.database import Store
 
-log = logging.getLogger(__name__)
+KL = "kl_divergence"
+ESTIMATE = "estimated_accuracy_drop"
 
 
-def evaluate_windows(
-    cfg: Config, store: Store, windows: Sequence[Window], console: Console | None = None
-) -> list[Alert]:
-    """Score every window against the first (the reference); alert, report, summarise.
+@dataclass(frozen=True)
+class WindowScore:
+    """A scored window: its summary row, the detector results and the alerts raised."""
+
+    window: Window
+    row: WindowSummary
+    results: tuple[Scored, ...]
+    alerts: tuple[Alert, ...]
+
+    def result(self, detector: str, signal: str = "confidence") -> Scored | None:
+        """The result of ``detector`` on ``signal``, or None."""
+        return next(
+            (s for s in self.results if s.result.detector == detector and s.signal == signal), None
+        )
+
+
+def score_demo_window(
+    cfg: Config,
+    store: Store,
+    window: Window,
+    reference: Window,
+    state_reference: Window,
+) -> WindowScore:
+    """Score ``window`` against its probe version's ``reference`` and the model's states.
 
     Parameters
     ----------
     cfg : Config
     store : Store
-        Holds the ingested events and labels.
-    windows : sequence of Window
-        ``windows[0]`` is the reference window; only their time bounds and names are used.
+        Holds the ingested events, labels and states.
+    window : Window
+        The window scored; ``window.probe_version`` served it.
+    reference : Window
+        The first window that probe version served (score drift is measured
+        against it). When it is ``window`` itself, KL is not shown: a version is
+        not compared with itself (its calibration and states still are).
+    state_reference : Window
+        The model's reference window, any probe version (pooled-state drift).
 
     Returns
     -------
-    list of Alert
-        The alerts raised on the non-reference windows (also stored and logged).
+    WindowScore
+        Failed detectors are left out (their traceback is logged).
     """
-    console = console or Console()
     rm = cfg.reliability_monitor
-    mon = rm.monitoring
-    subject_prefix = f"{rm.model.id}/probe"
-    reference = windows[0]
-    ref_conf = store.confidences(reference.start, reference.end)
-    kl = KLDivergence(
-        threshold=mon.kl_divergence_threshold,
-        n_bins=mon.kl_bins,
-        epsilon=mon.kl_epsilon,
-        min_samples=mon.min_window_events,
-    ).fit(ref_conf)
-    ece = CalibrationError(
-        threshold=mon.ece_threshold, n_bins=mon.ece_bins, min_samples=mon.min_window_events
+    subject = queries.Subject(rm.model.id, window.probe_version, None)
+    model_subject = queries.Subject(rm.model.id, None, None)
+    items = score_window(
+        cfg,
+        store,
+        subject,
+        (reference.start, reference.end),
+        (window.start, window.end),
+        True,
+        (model_subject, (state_reference.start, state_reference.end)),
     )
-    ref_labelled = store.labelled(reference.start, reference.end)
-    ece.fit(*ref_labelled)
-
-    rows: list[WindowSummary] = []
+    scored = tuple(s for s in items if not isinstance(s, Failure))
     alerts: list[Alert] = []
-    sinks = [LogAlertSink(), StoreAlertSink(store)]
-    last_results: list[DetectorResult] = []
-    for window in windows:
-        bounds = (window.start, window.end)
-        conf = store.confidences(*bounds)
-        labelled_conf, correct = store.labelled(*bounds)
-        results = [kl.score(conf, window=bounds), ece.score(labelled_conf, correct, window=bounds)]
-        subject = f"{subject_prefix}/{window.name}"
-        for result in results:
-            record_result(store, subject, result)
-        if window is not reference:
-            raised = enabled(alerts_from_results(results, subject), rm.logging)
-            send_alerts(raised, sinks)
-            alerts += raised
-        rows.append(
-            WindowSummary.from_results(
-                window.name,
-                len(conf),
-                results,
-                accuracy=float(np.mean(correct)) if len(correct) else None,
-                mean_confidence=float(np.mean(conf)) if len(conf) else None,
-            )
-        )
-        last_results = results
+    for s in scored:
+        record_result(store, s.name, s.result)
+        alerts += alerts_from_results([s.result], f"{s.name}/{window.name}")
+    alerts = enabled(alerts, rm.logging)
+    send_alerts(alerts, [StoreAlertSink(store)])  # the demo prints them itself
+    return WindowScore(window, _row(window, reference, scored), scored, tuple(alerts))
 
-    render_summary(rows, alerts, console=console)
-    latest = windows[-1]
-    report = write_html_report(
-        ref_conf,
-        store.confidences(latest.start, latest.end),
-        last_results,
-        rm.store.reports_dir / f"report-{latest.name}.html",
-        title=f"vlm-monitor: {rm.model.id}, window '{latest.name}' vs reference",
+
+def _row(window: Window, reference: Window, scored: Sequence[Scored]) -> WindowSummary:
+    """The summary row; a probe version's own reference window shows no KL."""
+    by = {(s.result.detector, s.signal): s.result for s in scored}
+    estimate = by.get((ESTIMATE, "confidence"))
+    details = estimate.details if estimate is not None else {}
+    states = [r for (name, sig), r in by.items() if name in STATE_DETECTORS and sig == "state"]
+    row = WindowSummary.from_results(
+        window.name,
+        len(window.events),
+        list(by.values()),
+        accuracy=window.accuracy,
+        mean_confidence=details.get("estimated_accuracy"),
     )
-    console.print(f"HTML report: {report}")
-    return alerts
+    own = window is reference
+    return replace(
+        row,
+        kl=None if own else row.kl,
+        probe=window.probe_version,
+        estimate_reliable=details.get("reliable"),
+        state_drift=any(r.is_drift for r in states) if states else None,
+    )

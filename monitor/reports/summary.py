@@ -6,6 +6,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -38,6 +39,14 @@ class WindowSummary:
         Expected calibration error; None without enough labels.
     status : {"ok", "drift", "insufficient data"}
         Overall verdict for the window.
+    probe : str or None
+        Probe version that served the window.
+    estimate_reliable : bool or None
+        Whether the label-free estimate (the mean confidence) may be trusted on
+        this window (:func:`monitor.detection.trust.judge_estimate`); None: not judged.
+    state_drift : bool or None
+        Whether the pooled hidden states moved (MMD or domain classifier); None:
+        not measured.
     """
 
     name: str
@@ -47,6 +56,9 @@ class WindowSummary:
     kl: float | None = None
     ece: float | None = None
     status: str = "ok"
+    probe: str | None = None
+    estimate_reliable: bool | None = None
+    state_drift: bool | None = None
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -106,34 +118,71 @@ _STATUS_STYLE = {"ok": "green", "drift": "bold red", "insufficient data": "yello
 _SEVERITY_STYLE = {"warning": "yellow", "critical": "bold red"}
 
 
+def _estimate(r: WindowSummary) -> Text:
+    """The label-free estimate, marked ``?`` when it is not to be trusted."""
+    if r.estimate_reliable is False:
+        return Text(f"{_num(r.mean_confidence)}?", style="yellow")
+    return Text(_num(r.mean_confidence))
+
+
+def _flag(value: bool | None) -> Text:
+    if value is None:
+        return Text("–")
+    return Text("moved", style="bold red") if value else Text("no", style="green")
+
+
 def build_table(rows: Sequence[WindowSummary]) -> Table:
-    """The per-window table (name, events, accuracy, mean confidence, the label-free
-    estimate's error against the labels, KL, ECE, status)."""
-    table = Table(title="vlm-monitor: drift by window", title_justify="left")
-    table.add_column("window", no_wrap=True)
-    table.add_column("events", justify="right")
-    table.add_column("accuracy", justify="right")
-    table.add_column("mean conf", justify="right")
-    table.add_column("est. error", justify="right")  # mean confidence - accuracy
-    table.add_column("KL (nats)", justify="right")
-    table.add_column("ECE", justify="right")
-    table.add_column("status")
+    """The per-window table (name, probe, events, accuracy, the label-free estimate and
+    its error against the labels, KL, ECE, pooled-state drift, status); fits 80 columns."""
+    table = Table(
+        title="vlm-monitor: drift by window",
+        title_justify="left",
+        box=box.SIMPLE_HEAVY,
+        collapse_padding=True,
+        pad_edge=False,
+    )
+    with_probe = any(r.probe for r in rows)
+    with_states = any(r.state_drift is not None for r in rows)
+    columns = ["window", *(["probe"] if with_probe else []), "n", "acc.", "est.",
+               "err", "KL", "ECE", *(["states"] if with_states else []), "status"]  # fmt: skip
+    for name in columns:
+        left = name in ("window", "probe", "states", "status")
+        table.add_column(name, justify="left" if left else "right", no_wrap=name == "window")
+    if any(r.estimate_reliable is False for r in rows):
+        table.caption = "est.: label-free accuracy; err: est. - acc.; ?: unreliable, inputs moved"
+        table.caption_justify = "left"
     for r in rows:
-        table.add_row(
-            r.name,
+        cells: list = [r.name, *([r.probe or "–"] if with_probe else [])]
+        cells += [
             str(r.n_events),
             _num(r.accuracy),
-            _num(r.mean_confidence),
+            _estimate(r),
             _signed(r.mean_confidence, r.accuracy),
             _num(r.kl),
             _num(r.ece),
+            *([_flag(r.state_drift)] if with_states else []),
             Text(r.status, style=_STATUS_STYLE[r.status]),
-        )
+        ]
+        table.add_row(*cells)
     return table
 
 
+def alert_lines(alerts: Sequence[Alert]) -> list[str]:
+    """One line per subject: ``subject: detector statistic, ...`` (severity of the worst)."""
+    by_subject: dict[str, list[Alert]] = {}
+    for alert in alerts:
+        by_subject.setdefault(alert.subject, []).append(alert)
+    return [
+        f"{subject}: " + ", ".join(f"{a.detector} {a.statistic:.3g}" for a in group)
+        for subject, group in by_subject.items()
+    ]
+
+
 def render_summary(
-    rows: Sequence[WindowSummary], alerts: Sequence[Alert], console: Console | None = None
+    rows: Sequence[WindowSummary],
+    alerts: Sequence[Alert],
+    console: Console | None = None,
+    grouped: bool = False,
 ) -> None:
     """Print the per-window table and one line per alert under it.
 
@@ -145,11 +194,18 @@ def render_summary(
         Printed under the table, one line each (``Alert.log_line()``).
     console : rich.console.Console, optional
         Where to print; a new stdout console by default.
+    grouped : bool
+        One line per subject (:func:`alert_lines`) instead of one per alert.
     """
     console = console if console is not None else Console()
     console.print(build_table(rows))
     if not alerts:
         console.print(Text("no alerts", style="green"))
+        return
+    if grouped:
+        console.print(f"{len(alerts)} alerts:")
+        for line in alert_lines(alerts):
+            console.print(Text(f"  {line}", style="yellow"))
         return
     for alert in alerts:
         console.print(Text(alert.log_line(), style=_SEVERITY_STYLE.get(alert.severity, "")))
