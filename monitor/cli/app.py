@@ -87,11 +87,22 @@ def demo(
     config: ConfigOption = None,
     events_per_window: Annotated[int, typer.Option(help="Requests per traffic window.")] = 500,
     seed: Annotated[int, typer.Option(help="Seed for the generated traffic.")] = 0,
+    verbose: Annotated[
+        bool, typer.Option(help="Also print the INFO log lines the demo's narration replaces.")
+    ] = False,
 ) -> None:
     """Run the bundled reference VLM under monitoring: reference, live and shifted traffic."""
+    import logging
+
+    from transformers.utils import logging as hf_logging
+
     from monitor.demo.run import run_demo
 
     cfg = load_or_exit(config)
+    if not verbose and cfg.reliability_monitor.logging.level != "DEBUG":
+        # the narration says what the INFO lines would (retrain, reload, broker, report)
+        logging.getLogger().setLevel(logging.WARNING)
+        hf_logging.disable_progress_bar()
     run_demo(cfg, events_per_window=events_per_window, seed=seed)
 
 

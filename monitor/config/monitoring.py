@@ -51,8 +51,8 @@ class MonitoringConfig(_Strict):
     report_schedule: str = "0 6 * * 1"
     psi_threshold: float = Field(0.2, gt=0.0)
     js_threshold: float = Field(0.1, gt=0.0, le=1.0)
-    ks_alpha: float = Field(0.05, gt=0.0, lt=1.0)
-    mmd_alpha: float = Field(0.05, gt=0.0, lt=1.0)
+    ks_alpha: float = Field(0.01, gt=0.0, lt=1.0)
+    mmd_alpha: float = Field(0.01, gt=0.0, lt=1.0)
     mmd_permutations: int = Field(200, ge=20)
     state_pca_components: int = Field(32, ge=1)
     state_max_samples: int = Field(1000, ge=10)

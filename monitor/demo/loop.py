@@ -50,7 +50,7 @@ PHASES: tuple[Phase, ...] = (
     Phase("live", None, "more in-distribution traffic: nothing should fire"),
     Phase("small", "small", "objects shrink to 1 px: a shift the probe can be refit on", 2),
     Phase("small, later", "small", "the same shift, after the automatic retrain"),
-    Phase("all shifts", "all", "noise, small objects, new backgrounds: the model at chance", 2),
+    Phase("all shifts", "all", "noise, small objects, backgrounds: model at chance", 2),
 )
 
 

@@ -15,7 +15,7 @@ def test_repo_config_is_valid():
     cfg = load_config(ROOT / "config.yaml").reliability_monitor
     assert cfg.monitoring.kl_divergence_threshold == 0.15
     assert cfg.routing.gray_zone_bounds == (0.65, 0.80)
-    assert cfg.model.path == ROOT / "monitor" / "reference_vlm" / "checkpoint"
+    assert cfg.model.path == ROOT / "monitor" / "reference_vlm" / "hallucinating"
 
 
 @pytest.mark.parametrize(
