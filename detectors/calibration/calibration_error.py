@@ -189,30 +189,103 @@ class CalibrationError(Detector):
                 None, n_current=c.size, window=window, details=context, insufficient_reason=reason
             )
         d = _diagram(c, y, self.n_bins)
+        return self._score_diagram(d, float(np.sum((c - y) ** 2)), (c, y), window)
+
+    def score_bins(
+        self,
+        counts: ArrayLike,
+        confidence_sum: ArrayLike,
+        correct_sum: ArrayLike,
+        squared_error_sum: float,
+        sample: tuple[ArrayLike, ArrayLike] | None = None,
+        window: Window | None = None,
+    ) -> DetectorResult:
+        """:meth:`score` from per-bin sums computed elsewhere (e.g. in SQL, for any window size).
+
+        ECE, MCE, Brier score, accuracy and the reliability bins are exact; the adaptive
+        ECE and the bootstrap intervals need the values themselves and come from
+        ``sample`` (the whole window when it is small enough; absent without one).
+
+        Parameters
+        ----------
+        counts : array-like of shape (n_bins,)
+            Labelled events per right-closed equal-width bin.
+        confidence_sum, correct_sum : array-like of shape (n_bins,)
+            Their confidence sum (probability) and number correct.
+        squared_error_sum : float
+            :math:`\\sum_i (c_i - y_i)^2` over the window.
+        sample : (confidence, correct), optional
+            Arrays of shape (n_sample,) drawn from the window's labelled events.
+
+        Returns
+        -------
+        DetectorResult
+            As :meth:`score`, with ``n_sample`` in ``details``.
+
+        Raises
+        ------
+        NotFittedError
+            ``fit`` was not called.
+        ValueError
+            Shapes other than (n_bins,), negative counts, or sums no labelled events give.
+        """
+        self._check_is_fitted()
+        n_ = np.asarray(counts, dtype=np.int64)
+        conf, corr = (np.asarray(v, dtype=np.float64) for v in (confidence_sum, correct_sum))
+        k = self.n_bins
+        if n_.shape != (k,) or conf.shape != (k,) or corr.shape != (k,) or (n_ < 0).any():
+            raise ValueError(f"need {k} non-negative counts and {k} sums per bin")
+        tol = 1e-9 * np.maximum(n_, 1)
+        if (conf < -tol).any() or (conf > n_ + tol).any() or (corr < 0).any() or (corr > n_).any():
+            raise ValueError("bin sums outside [0, count]: not sums of probabilities and 0/1")
+        n = int(n_.sum())
+        context = {"n_bins": k, "reference_ece": self.reference_ece_}
+        if n < self.min_samples:
+            reason = f"current window has {n} labelled samples < min_samples={self.min_samples}"
+            return self._result(
+                None, n_current=n, window=window, details=context, insufficient_reason=reason
+            )
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean_conf = np.where(n_ > 0, conf / n_, np.nan)
+            acc = np.where(n_ > 0, corr / n_, np.nan)
+        d = ReliabilityDiagram(np.linspace(0.0, 1.0, k + 1), n_, mean_conf, acc)
+        valid = None if sample is None else _validate(*sample, k, allow_empty=True)
+        return self._score_diagram(d, float(squared_error_sum), valid, window)
+
+    def _score_diagram(
+        self,
+        d: ReliabilityDiagram,
+        squared_error_sum: float,
+        sample: tuple[NDArray[np.float64], NDArray[np.float64]] | None,
+        window: Window | None,
+    ) -> DetectorResult:
+        n = d.n_samples
+        has_sample = sample is not None and sample[0].size > 0
         details = {
-            **context,
-            "ace": adaptive_calibration_error(c, y, self.n_bins),
+            "n_bins": self.n_bins,
+            "reference_ece": self.reference_ece_,
+            "ace": adaptive_calibration_error(*sample, self.n_bins) if has_sample else None,
             "mce": _mce(d),
-            "brier": float(np.mean((c - y) ** 2)),
-            "accuracy": float(y.mean()),
-            "mean_confidence": float(c.mean()),
+            "brier": squared_error_sum / n,
+            "accuracy": float(np.nansum(d.accuracy * d.counts) / n),
+            "mean_confidence": float(np.nansum(d.mean_confidence * d.counts) / n),
+            "n_sample": int(sample[0].size) if has_sample else 0,
             "reliability": {
                 "counts": tuple(int(v) for v in d.counts),
                 "mean_confidence": _nullable(d.mean_confidence),
                 "accuracy": _nullable(d.accuracy),
             },
         }
-        if self.n_bootstrap > 0:
+        if self.n_bootstrap > 0 and has_sample:
             intervals = bootstrap_calibration(
-                c,
-                y,
+                *sample,
                 self.n_bins,
                 n_resamples=self.n_bootstrap,
                 level=self.confidence_level,
                 random_state=self.random_state,
             )
             details["intervals"] = {k: v.as_dict() for k, v in intervals.items()}
-        return self._result(_ece(d), n_current=d.n_samples, window=window, details=details)
+        return self._result(_ece(d), n_current=n, window=window, details=details)
 
 
 def _nullable(a: NDArray[np.float64]) -> tuple[float | None, ...]:

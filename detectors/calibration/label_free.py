@@ -22,11 +22,8 @@ when it exceeds ``threshold``.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy.stats import norm
 
 from detectors.base import (
     Detector,
@@ -36,52 +33,18 @@ from detectors.base import (
     as_probability,
     insufficient_reason,
 )
+from detectors.calibration.intervals import (
+    estimated_accuracy,
+    estimated_accuracy_from_sums,
+    wilson_interval,
+)
 
-
-def estimated_accuracy(confidence: ArrayLike, level: float = 0.95) -> tuple[float, float, float]:
-    """Expected accuracy of a window and its normal interval.
-
-    Parameters
-    ----------
-    confidence : array-like of shape (n_samples,)
-        Calibrated probabilities that each answer is correct; not empty.
-    level : float, default 0.95
-        Coverage of the interval.
-
-    Returns
-    -------
-    estimate, low, high : float
-        Mean confidence and ``estimate -/+ z * sqrt(sum c (1 - c)) / n``, clipped to [0, 1].
-
-    Raises
-    ------
-    ValueError
-        Empty input, or a value outside [0, 1].
-    """
-    c = as_probability(confidence, "confidence")
-    if c.size == 0:
-        raise ValueError("confidence is empty: no events to estimate accuracy from")
-    est = float(c.mean())
-    se = math.sqrt(float(np.sum(c * (1.0 - c)))) / c.size
-    z = float(norm.ppf(0.5 + level / 2.0))
-    return est, max(0.0, est - z * se), min(1.0, est + z * se)
-
-
-def wilson_interval(n_correct: int, n: int, level: float = 0.95) -> tuple[float, float]:
-    """Wilson score interval of a binomial proportion (Wilson 1927, Eq. 2).
-
-    Raises
-    ------
-    ValueError
-        ``n < 1`` or ``n_correct`` outside [0, n].
-    """
-    if n < 1 or not 0 <= n_correct <= n:
-        raise ValueError(f"need 0 <= n_correct <= n and n >= 1, got {n_correct}, {n}")
-    z = float(norm.ppf(0.5 + level / 2.0))
-    p = n_correct / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
+__all__ = [
+    "EstimatedAccuracyDrop",
+    "estimated_accuracy",
+    "estimated_accuracy_from_sums",
+    "wilson_interval",
+]
 
 
 class EstimatedAccuracyDrop(Detector):
@@ -193,18 +156,78 @@ class EstimatedAccuracyDrop(Detector):
         """
         self._check_is_fitted()
         c = as_probability(current, "current")
-        level = self.confidence_level
-        details: dict = {"reference_estimated_accuracy": self.reference_estimate_}
-        details.update(self._labelled(labelled_confidence, correct, level))
-        reason = insufficient_reason(self.n_reference_, int(c.size), self.min_samples)
+        labelled = self._labelled(labelled_confidence, correct, self.confidence_level)
+        sums = (int(c.size), float(c.sum()), float(np.sum(c * (1.0 - c))))
+        return self._finish(sums, labelled, window)
+
+    def fit_summary(self, n: int, total: float) -> EstimatedAccuracyDrop:
+        """:meth:`fit` from the reference window's event count and confidence sum.
+
+        Raises
+        ------
+        ValueError
+            Bad parameters, or a sum outside ``[0, n]``.
+        """
+        self._check_params()
+        if not 0.0 < self.confidence_level < 1.0:
+            raise ValueError(f"confidence_level must be in (0, 1), got {self.confidence_level!r}")
+        if n < 0 or not -1e-9 * n <= total <= n * (1 + 1e-9):
+            raise ValueError(f"need n >= 0 and 0 <= total <= n, got n={n}, total={total}")
+        self.reference_estimate_ = float(total / n) if n else float("nan")
+        self.n_reference_ = int(n)
+        return self
+
+    def score_summary(
+        self,
+        n: int,
+        total: float,
+        total_variance: float,
+        window: Window | None = None,
+        labelled: tuple[int, int, float] | None = None,
+    ) -> DetectorResult:
+        """:meth:`score` from the window's sums (computed elsewhere, e.g. in SQL).
+
+        Parameters
+        ----------
+        n, total, total_variance
+            Events, :math:`\\sum c_i` and :math:`\\sum c_i (1 - c_i)` of the window.
+        labelled : (n_labelled, n_correct, confidence_sum), optional
+            The window's labelled events: how many, how many correct, their confidence sum.
+
+        Returns
+        -------
+        DetectorResult
+            As :meth:`score`.
+
+        Raises
+        ------
+        NotFittedError
+            ``fit`` or ``fit_summary`` was not called.
+        ValueError
+            Sums no confidences in [0, 1] could give.
+        """
+        self._check_is_fitted()
+        n_lab, n_correct, conf_sum = labelled or (0, 0, 0.0)
+        details = _labelled_details(
+            int(n_lab), int(n_correct), float(conf_sum), self.confidence_level
+        )
+        return self._finish((int(n), float(total), float(total_variance)), details, window)
+
+    def _finish(
+        self, sums: tuple[int, float, float], labelled: dict, window: Window | None
+    ) -> DetectorResult:
+        n = sums[0]
+        details: dict = {"reference_estimated_accuracy": self.reference_estimate_, **labelled}
+        if n > 0:  # validates the sums, even of a window too small to judge
+            est, low, high = estimated_accuracy_from_sums(*sums, level=self.confidence_level)
+        reason = insufficient_reason(self.n_reference_, n, self.min_samples)
         if reason is not None:
             return self._result(
-                None, n_current=c.size, window=window, details=details, insufficient_reason=reason
+                None, n_current=n, window=window, details=details, insufficient_reason=reason
             )
-        est, low, high = estimated_accuracy(c, level)
         details.update(estimated_accuracy=est, estimated_interval=(low, high))
         return self._result(
-            self.reference_estimate_ - est, n_current=c.size, window=window, details=details
+            self.reference_estimate_ - est, n_current=n, window=window, details=details
         )
 
     @staticmethod
@@ -222,14 +245,18 @@ class EstimatedAccuracyDrop(Detector):
                 f"labelled_confidence and correct must have the same shape, got {lc.shape} "
                 f"and {y.shape}"
             )
-        if y.size == 0:
-            return {"n_labelled": 0}
-        acc = float(y.mean())
-        on_labelled = float(lc.mean())
-        return {
-            "n_labelled": int(y.size),
-            "labelled_accuracy": acc,
-            "labelled_interval": wilson_interval(int(y.sum()), int(y.size), level),
-            "estimated_accuracy_on_labelled": on_labelled,
-            "estimation_error": on_labelled - acc,
-        }
+        return _labelled_details(int(y.size), int(y.sum()), float(lc.sum()), level)
+
+
+def _labelled_details(n: int, n_correct: int, confidence_sum: float, level: float) -> dict:
+    """The labelled accuracy (Wilson interval) and the estimate's error on the same events."""
+    if n == 0:
+        return {"n_labelled": 0}
+    acc, on_labelled = n_correct / n, confidence_sum / n
+    return {
+        "n_labelled": n,
+        "labelled_accuracy": acc,
+        "labelled_interval": wilson_interval(n_correct, n, level),
+        "estimated_accuracy_on_labelled": on_labelled,
+        "estimation_error": on_labelled - acc,
+    }

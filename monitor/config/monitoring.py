@@ -67,6 +67,9 @@ class MonitoringConfig(_Strict):
     pinned_references: dict[str, PinnedReference] = Field(default_factory=dict)
     accuracy_drop_threshold: float = Field(0.05, gt=0.0, le=1.0)
     bootstrap_resamples: int = Field(200, ge=0)
+    # KS, the adaptive ECE and the bootstrap intervals read at most this many values per
+    # window (a fixed hash sample); bin counts, ECE, Brier and estimates are exact in SQL
+    sample_rows: int = Field(100_000, ge=100)
 
     @field_validator("drift_detection_interval", "report_schedule")
     @classmethod

@@ -22,6 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from detectors.base import DetectorResult
 from detectors.calibration.calibration_error import CalibrationError
 from detectors.calibration.label_free import EstimatedAccuracyDrop
@@ -33,7 +35,7 @@ from detectors.states.domain_classifier import DomainClassifierAUROC
 from detectors.states.mmd import MaximumMeanDiscrepancy
 from monitor.config.settings import Config
 from monitor.detection.trust import judge_estimate
-from monitor.store import queries
+from monitor.store import aggregates, queries
 
 log = logging.getLogger(__name__)
 
@@ -123,17 +125,18 @@ def score_window(
         if result is not None:
             out.append(Scored(subject, signal, result))
 
-    n_min = mon.min_window_events
+    n_min, limit = mon.min_window_events, mon.sample_rows
+    summaries = {}
     for signal in queries.SCORE_COLUMNS:
-        ref_x = queries.scores(store, subject, *ref, column=signal)
-        cur_x = queries.scores(store, subject, *cur, column=signal)
+        ref_sum = aggregates.score_summary(store, subject, *ref, column=signal)
+        summaries[signal] = ref_sum
         value_range = (0.0, 1.0) if signal == "confidence" else None
         binned = {
             KLDivergence: mon.kl_divergence_threshold,
             PopulationStabilityIndex: mon.psi_threshold,
             JensenShannonDistance: mon.js_threshold,
         }
-        shared: dict[str, Any] = {}  # both windows are binned once, for the three divergences
+        shared: dict[str, Any] = {}  # both windows are binned once, in SQL, for all three
         for cls, threshold in binned.items():
             det = cls(
                 threshold=threshold,
@@ -144,38 +147,39 @@ def score_window(
                 alpha=mon.false_alarm_rate,
                 null_resamples=mon.null_resamples,
             )
-            attempt(
-                signal,
-                cls.name,
-                lambda d=det, r=ref_x, c=cur_x, b=shared: _divergence(d, r, c, cur, b),
-            )
+            attempt(signal, cls.name, lambda d=det, b=shared, s=signal, r=ref_sum: _divergence(
+                d, store, subject, s, r, ref, cur, b))  # fmt: skip
         ks = KolmogorovSmirnov(alpha=mon.ks_alpha, min_samples=n_min)
-        attempt(signal, ks.name, lambda d=ks, r=ref_x, c=cur_x: d.fit(r).score(c, window=cur))
+        attempt(signal, ks.name, lambda d=ks, s=signal: _ks(d, store, subject, s, ref, cur, limit))
 
-    ref_conf = queries.scores(store, subject, *ref, column="confidence")
-    cur_conf = queries.scores(store, subject, *cur, column="confidence")
-    cur_lab = queries.labelled(store, subject, *cur)
     ece = CalibrationError(
         threshold=mon.ece_threshold,
         n_bins=mon.ece_bins,
         min_samples=n_min,
         n_bootstrap=mon.bootstrap_resamples,
     )
-    attempt(
-        "confidence",
-        ece.name,
-        lambda: _fit_calibration(ece, queries.labelled(store, subject, *ref)).score(
-            *cur_lab, window=cur
-        ),
-    )
+    bins = aggregates.reliability_bins(store, subject, *cur, n_bins=mon.ece_bins)
+
+    def calibration() -> DetectorResult:
+        _fit_calibration(ece, aggregates.labelled_sample(store, subject, *ref, limit=limit))
+        cur_sample = aggregates.labelled_sample(store, subject, *cur, limit=limit)
+        return ece.score_bins(
+            bins.counts, bins.confidence_sum, bins.correct_sum, bins.squared_error_sum,
+            sample=cur_sample, window=cur,
+        )  # fmt: skip
+
+    def label_free() -> DetectorResult:
+        ref_conf = summaries["confidence"]
+        now = aggregates.score_summary(store, subject, *cur, column="confidence")
+        labelled = (bins.n, round(float(bins.correct_sum.sum())), float(bins.confidence_sum.sum()))
+        acc.fit_summary(ref_conf.n, ref_conf.total)
+        return acc.score_summary(
+            now.n, now.total, now.total_variance, window=cur, labelled=labelled
+        )
+
+    attempt("confidence", ece.name, calibration)
     acc = EstimatedAccuracyDrop(threshold=mon.accuracy_drop_threshold, min_samples=n_min)
-    attempt(
-        "confidence",
-        acc.name,
-        lambda: acc.fit(ref_conf).score(
-            cur_conf, window=cur, labelled_confidence=cur_lab[0], correct=cur_lab[1]
-        ),
-    )
+    attempt("confidence", acc.name, label_free)
     if states:
         ref_subject, state_ref = state_reference or (subject, ref)
         for det in _state_detectors(cfg):
@@ -190,17 +194,54 @@ def _fit_calibration(ece: Any, reference: tuple[Any, Any]) -> Any:
     return ece.fit(*reference) if len(reference[0]) else ece.fit()
 
 
-def _divergence(
-    det: Any, ref_x: Any, cur_x: Any, window: tuple[float, float], shared: dict[str, Any]
+def _ks(
+    det: KolmogorovSmirnov,
+    store: Any,
+    subject: queries.Subject,
+    signal: str,
+    ref: tuple[float, float],
+    cur: tuple[float, float],
+    limit: int,
 ) -> DetectorResult:
-    """Fit and score a histogram detector, binning each window only for the first one."""
+    """The KS test on at most ``limit`` values of each window (a fixed hash sample)."""
+    det.fit(aggregates.sample(store, subject, *ref, column=signal, limit=limit))
+    return det.score(aggregates.sample(store, subject, *cur, column=signal, limit=limit), cur)
+
+
+def _divergence(
+    det: Any,
+    store: Any,
+    subject: queries.Subject,
+    signal: str,
+    ref_summary: aggregates.ScoreSummary,
+    ref: tuple[float, float],
+    cur: tuple[float, float],
+    shared: dict[str, Any],
+) -> DetectorResult:
+    """Fit and score a histogram detector on counts binned in SQL, once for all three.
+
+    The bins are ``det.value_range`` or, without one, the reference window's range.
+
+    Raises
+    ------
+    ValueError
+        An empty reference, or (without ``value_range``) a constant one.
+    """
     if not shared:
-        det.fit(ref_x)
-        shared.update(edges=det.bin_edges_, ref=det.reference_counts_, cur=det.bin_counts(cur_x))
-    else:
-        det.fit_counts(shared["ref"], shared["edges"])
+        if ref_summary.n == 0:
+            raise ValueError("reference is empty: need at least one sample to fix the bins")
+        lo, hi = det.value_range or (ref_summary.low, ref_summary.high)
+        if lo == hi:
+            raise ValueError(f"reference is constant ({lo}): pass value_range explicitly")
+        edges = np.linspace(float(lo), float(hi), det.n_bins + 1)
+        shared.update(
+            edges=edges,
+            ref=aggregates.histogram(store, subject, *ref, column=signal, edges=edges)[0],
+            cur=aggregates.histogram(store, subject, *cur, column=signal, edges=edges),
+        )
+    det.fit_counts(shared["ref"], shared["edges"])
     counts, n_clipped = shared["cur"]
-    return det.score_counts(counts, window=window, n_clipped=n_clipped)
+    return det.score_counts(counts, window=cur, n_clipped=n_clipped)
 
 
 def _state_detectors(cfg: Config) -> tuple[Any, ...]:
