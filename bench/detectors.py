@@ -1,8 +1,11 @@
 """Benchmark: our detectors against evidently on the same data, ratios from one run.
 
 1. Score drift: KL + PSI (fit on the reference, score the current window) and ECE
-   on N labelled events, against evidently's ``ValueDrift(method="kl_div")`` on the
-   same N vs N rows (goal: at least 20x faster). evidently's import is timed apart.
+   on N labelled events, in numpy and as the daemon computes them (bins in DuckDB),
+   against evidently's ``ValueDrift(method="kl_div")`` on the same N vs N rows (goal:
+   at least 20x faster). evidently's import is timed apart.
+   Then the daemon's whole drift run on one window of 10M and of 100M events generated
+   in DuckDB: time and peak memory (``bench/sql_window.py``).
 2. Pooled-state drift on 5,000 x 4,096 float32 states: MMD (PCA fit on the
    reference, then score) and the domain classifier (goal: MMD score under 1 s),
    beside evidently's ``EmbeddingsDrift`` (default method, a classifier) on
@@ -10,8 +13,8 @@
 
 Usage::
 
-    python bench/detectors.py            # 1M events, 5,000 x 4,096 states
-    python bench/detectors.py --quick    # 100k events, 1,000 x 4,096 (a smoke run)
+    python bench/detectors.py            # 1M events, 10M and 100M windows, 5,000 x 4,096 states
+    python bench/detectors.py --quick    # 100k events, a 1M window, 1,000 x 4,096 (a smoke run)
 
 Each timing is the best of ``--repeat`` runs (default 3; 1 for evidently's
 embeddings). The machine is shared, so read the ratios, not the absolute times.
@@ -72,6 +75,8 @@ def bench_scores(n: int, repeat: int) -> dict[str, float]:
 
     t_shared, shared_out = best_of(shared, repeat)
     assert shared_out == (kl, psi, ece)
+    t_sql, sql_out = best_of(_in_duckdb(ref, cur, correct), repeat)
+    assert np.allclose(sql_out, (kl, psi, ece), rtol=1e-9), (sql_out, (kl, psi, ece))
 
     os.environ.setdefault("DO_NOT_TRACK", "1")
     t0 = time.perf_counter()
@@ -101,11 +106,71 @@ def bench_scores(n: int, repeat: int) -> dict[str, float]:
         f"evidently ValueDrift(kl_div)         {t_evidently:8.3f} s   KL {ev_kl:.4f} "
         "(its own bins and direction)"
     )
-    print(f"ours, windows binned once (daemon)   {t_shared:8.3f} s   same numbers")
+    print(f"ours, windows binned once            {t_shared:8.3f} s   same numbers")
+    print(f"ours in DuckDB (the daemon's path)   {t_sql:8.3f} s   same numbers (SQL bins)")
     print(f"evidently import (once per process)  {t_import:8.3f} s")
     print(f"ratio evidently / ours               {t_evidently / t_ours:8.1f}x  (goal >= 20x)")
     print(f"ratio evidently / ours, binned once  {t_evidently / t_shared:8.1f}x")
+    print(f"ratio evidently / ours in DuckDB     {t_evidently / t_sql:8.1f}x")
     return {"ours": t_ours, "shared": t_shared, "evidently": t_evidently, "import": t_import}
+
+
+def _in_duckdb(ref: np.ndarray, cur: np.ndarray, correct: np.ndarray) -> Callable[[], Any]:
+    """KL + PSI + ECE as the daemon computes them: bins and sums in SQL, numpy on counts."""
+    import duckdb
+    import pandas as pd
+
+    from monitor.store import aggregates
+    from monitor.store.queries import Subject
+
+    con = duckdb.connect()
+    n = ref.size
+    frame = pd.DataFrame({"event_id": np.arange(2 * n), "ts": np.arange(2 * n, dtype=float)})
+    frame = frame.assign(model_id="m", probe_version="v1", tag="t", raw_logit=0.0,
+                         confidence=np.concatenate([ref, cur]),
+                         correct=np.concatenate([np.zeros(n, bool), correct]))  # fmt: skip
+    con.register("frame", frame)
+    con.execute("CREATE TABLE events AS SELECT * EXCLUDE (correct) FROM frame")
+    con.execute("CREATE TABLE labelled_events AS SELECT * FROM frame WHERE ts >= ?", [float(n)])
+
+    class Store:
+        def execute(self, sql: str, params: list | None = None) -> list[tuple]:
+            return con.execute(sql, params or []).fetchall()
+
+    store, subject, refw, curw = Store(), Subject("m", "v1"), (0.0, float(n)), (float(n), 2.0 * n)
+
+    def run() -> tuple[float, float, float]:
+        edges = np.linspace(0.0, 1.0, 11)
+        ref_counts, _ = aggregates.histogram(store, subject, *refw, "confidence", edges)
+        counts, clipped = aggregates.histogram(store, subject, *curw, "confidence", edges)
+        kl = KLDivergence().fit_counts(ref_counts, edges).score_counts(counts).statistic
+        psi = PopulationStabilityIndex().fit_counts(ref_counts, edges).score_counts(counts)
+        bins = aggregates.reliability_bins(store, subject, *curw, 15)
+        filled = bins.counts > 0
+        gap = np.abs(bins.correct_sum[filled] - bins.confidence_sum[filled]) / bins.counts[filled]
+        return kl, psi.statistic, float(np.sum(bins.counts[filled] / bins.n * gap))
+
+    return run
+
+
+def bench_windows(sizes: list[int]) -> None:
+    """The daemon's drift run on one window of each size, generated in DuckDB."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import sql_window
+
+    print("\n== a drift run on one huge window, in DuckDB (half reference, half current) ==")
+    print("events        generate   drift run   peak RSS (imports alone)   file     KL      ECE")
+    for n in sizes:
+        r = sql_window.run(n)
+        print(
+            f"{n:>12,}  {r['generate_seconds']:7.1f} s  {r['seconds']:8.2f} s   "
+            f"{r['peak_rss_mib']:5d} MiB ({r['baseline_rss_mib']} MiB)       "
+            f"{r['file_mib']:5d} MiB  {r['kl']:.4f}  {r['ece']:.4f}"
+        )
+        if r["failed"]:
+            print(f"  failed: {r['failed']}")
+    limit = r["memory_limit"]
+    print(f"DuckDB memory_limit {limit}; numpy sees only bin counts and a bounded sample")
 
 
 def _states(rng: np.random.Generator, n: int, dim: int) -> tuple[np.ndarray, np.ndarray]:
@@ -185,7 +250,13 @@ def main(argv: list[str] | None = None) -> None:
         default=None,
         help="Rows for EmbeddingsDrift (default: as ours)",
     )
-    parser.add_argument("--only", choices=("scores", "states"), default=None)
+    parser.add_argument("--only", choices=("scores", "windows", "states"), default=None)
+    parser.add_argument(
+        "--windows",
+        default=None,
+        help="Comma-separated window sizes for the drift run in DuckDB "
+        "(default 10000000,100000000; --quick: 1000000)",
+    )
     args = parser.parse_args(argv)
     if args.threads is not None:
         from threadpoolctl import threadpool_limits
@@ -197,9 +268,12 @@ def main(argv: list[str] | None = None) -> None:
         f"BLAS threads: {args.threads or 'library default'}, cpus: {os.cpu_count()}, "
         f"load average: {os.getloadavg()[0]:.1f}"
     )
-    if args.only != "states":
+    if args.only in (None, "scores"):
         bench_scores(n_events, args.repeat)
-    if args.only == "scores":
+    if args.only in (None, "windows"):
+        sizes = args.windows or ("1000000" if args.quick else "10000000,100000000")
+        bench_windows([int(v) for v in sizes.split(",")])
+    if args.only in ("scores", "windows"):
         return
     states = bench_states(n_states, 4096, args.repeat)
     t_ev = bench_evidently_embeddings(args.evidently_rows or n_states, 768)

@@ -110,7 +110,7 @@ def test_prometheus_evaluates_the_rules_and_dashboard_on_a_running_daemon(
     cfg = parse_config({"reliability_monitor": {
         "monitoring": {"drift_detection_interval": "1s", "detection_window": "1h",
                        "reference_window": "30m", "bootstrap_resamples": 20,
-                       "mmd_permutations": 50},
+                       "mmd_permutations": 100},
         "kafka": {"bootstrap_servers": broker.bootstrap_servers, "topics": topics},
         "store": {"path": str(tmp_path / "m.duckdb"), "reports_dir": str(tmp_path / "r")},
         "alerts": {"sinks": ["log", "store"]},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -86,3 +87,12 @@ class MonitoringConfig(_Strict):
 
         parse_duration(v)
         return v
+
+    @model_validator(mode="after")
+    def _permutations_reach_alpha(self) -> MonitoringConfig:
+        if self.mmd_permutations + 1 <= 1 / self.mmd_alpha:
+            raise ValueError(
+                f"mmd_permutations={self.mmd_permutations} cannot reach a p-value below "
+                f"mmd_alpha={self.mmd_alpha}: use at least {math.ceil(1 / self.mmd_alpha)}"
+            )
+        return self

@@ -55,7 +55,7 @@ def _traffic(rng, start, span, n, shift=0.0, prefix="e", state_dim=8, tag="t"):
 
 
 def _cfg(tmp_path, **monitoring):
-    mon = {"bootstrap_resamples": 20, "mmd_permutations": 50, **monitoring}
+    mon = {"bootstrap_resamples": 20, "mmd_permutations": 100, **monitoring}
     return parse_config(
         {
             "reliability_monitor": {
@@ -144,7 +144,7 @@ def test_daemon_ingests_runs_jobs_and_serves_metrics(broker, topic_prefix, tmp_p
                     "detection_window": "1h",
                     "reference_window": "30m",
                     "bootstrap_resamples": 20,
-                    "mmd_permutations": 50,
+                    "mmd_permutations": 100,
                 },
                 "kafka": {"bootstrap_servers": broker.bootstrap_servers, "topics": topics},
                 "store": {
@@ -226,7 +226,7 @@ def test_cli_run_once_and_alerts(tmp_path):
     cfg_path.write_text(
         "reliability_monitor:\n"
         "  monitoring: {detection_window: '3650d', bootstrap_resamples: 10,"
-        " mmd_permutations: 50}\n"
+        " mmd_permutations: 100}\n"
         f"  store: {{path: '{tmp_path / 'm.duckdb'}', reports_dir: '{tmp_path / 'r'}'}}\n"
         "  alerts: {sinks: [store]}\n",
         encoding="utf-8",

@@ -26,6 +26,7 @@ def test_repo_config_is_valid():
             "reliability_monitor.monitoring.kl_divergence_threshold",
         ),
         ({"monitorin": {}}, "reliability_monitor.monitorin: unknown key"),
+        ({"monitoring": {"mmd_permutations": 50}}, "mmd_permutations=50 cannot reach"),
         (
             {"routing": {"gray_zone_bounds": [0.9, 0.1]}},
             "reliability_monitor.routing.gray_zone_bounds",
