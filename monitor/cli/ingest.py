@@ -62,7 +62,7 @@ def ingest(
     progress = IngestProgress()
     with ExitStack() as stack:
         stack.callback(lambda: [signal.signal(s, h) for s, h in previous.items()])
-        store = stack.enter_context(open_store(cfg))
+        store = stack.enter_context(open_store(cfg, members=False))
         ingester = stack.enter_context(
             Ingester(
                 rm.kafka,

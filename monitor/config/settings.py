@@ -124,6 +124,20 @@ class TopicsConfig(_Strict):
         return v
 
 
+class AssignmentConfig(_Strict):
+    """Static partition assignment: this ingester takes partition ``p`` of both topics
+    when ``p % members == member`` (``monitor.ingest.assignment``)."""
+
+    member: int = Field(0, ge=0)
+    members: int = Field(1, ge=1)
+
+    @model_validator(mode="after")
+    def _member_in_range(self) -> AssignmentConfig:
+        if self.member >= self.members:
+            raise ValueError(f"member must be in 0..{self.members - 1}, got {self.member}")
+        return self
+
+
 class KafkaConfig(_Strict):
     bootstrap_servers: list[str] = Field(default_factory=lambda: ["127.0.0.1:9092"], min_length=1)
     client_id: str = "vlm-monitor"
@@ -139,6 +153,8 @@ class KafkaConfig(_Strict):
     spill_path: Path | None = None  # local spill file behind the memory queue (None: no spill)
     spill_max_bytes: int = Field(256 * 2**20, ge=1)
     heartbeat_interval_s: float = Field(15.0, gt=0)  # collector heartbeats (emitter counters)
+    # several ingesters sharing the topics' partitions, each with its own store file
+    assignment: AssignmentConfig = Field(default_factory=AssignmentConfig)
 
     @field_validator("bootstrap_servers")
     @classmethod
@@ -175,6 +191,8 @@ class StoreConfig(_Strict):
     archive_dir: Path = Path("vlm-monitor-data/archive")
     retention_days: float = Field(30.0, ge=0.0)
     ingest_batch_size: int = Field(5000, ge=1)
+    # other ingesters' store files that detection, reports and review read with this one
+    members: list[Path] = Field(default_factory=list)
     # an event's ts against its Kafka record's time and the ingester's clock (monitor.ingest.clock)
     max_clock_skew: str = "5m"
     max_lateness: str = "7d"

@@ -103,7 +103,7 @@ def _unlabelled_states(
     rows = store.execute(
         f"SELECT e.event_id, e.ts, e.confidence, s.state FROM {events} AS e "
         f"JOIN {state_rel} AS s USING (event_id) "
-        f"WHERE {where} AND {win} AND e.event_id NOT IN (SELECT event_id FROM labels) "
+        f"WHERE {where} AND {win} AND e.event_id NOT IN (SELECT event_id FROM labelled_events) "
         "ORDER BY hash(e.event_id) LIMIT ?",
         params + wparams + [int(max_scan)],
     )

@@ -2,8 +2,9 @@
 
 The :class:`Ingester` assigns itself every partition of the events and labels
 topics by hand (no consumer group: Tansu's group join takes about 20 s), however
-many partitions the collectors spread over, and seeks to the offsets stored in
-DuckDB, else to the beginning. Each poll is decoded as a batch
+many partitions the collectors spread over, or its static share of them
+(``kafka.assignment``: several ingesters, each with its own store), and seeks to
+the offsets stored in DuckDB, else to the beginning. Each poll is decoded as a batch
 (:func:`monitor.ingest.decode.decode_batch`); a message that does not decode becomes
 a :class:`~monitor.store.schema.DeadLetter` (raw bytes, error, topic, partition, offset)
 and ingest goes on. Messages are routed by their ``kind``, not by topic. Rows and
@@ -121,7 +122,8 @@ class Ingester:
             kwargs = self.kafka.client_kwargs()
             kwargs["bootstrap_timeout_ms"] = int(self.connect_timeout_s * 1000)
             if self.create_topics:
-                ensure_topics(kwargs, self.topics)
+                # a shared assignment needs at least one partition per ingester
+                ensure_topics(kwargs, self.topics, partitions=self.kafka.assignment.members)
             self._consumer = new_kafka_client(
                 KafkaConsumer,
                 **kwargs,
@@ -138,7 +140,8 @@ class Ingester:
         return self._consumer
 
     def _assign(self) -> None:
-        assignment.assign(self._consumer, self.topics, self.store, self._topic_ids)
+        share = (self.kafka.assignment.member, self.kafka.assignment.members)
+        assignment.assign(self._consumer, self.topics, self.store, self._topic_ids, share)
         self._refreshed_at = time.monotonic()
 
     def _restart_topics(self, topics: set[str], firsts: dict[tuple[str, int], int]) -> None:
