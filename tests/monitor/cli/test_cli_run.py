@@ -248,3 +248,39 @@ def test_cli_run_once_and_alerts(tmp_path):
     assert len(as_json.output.strip().splitlines()) == 2
     bad = runner.invoke(app, ["alerts", "-c", str(cfg_path), "--kind", "nope"])
     assert bad.exit_code == 2 and "must be one of" in bad.output
+
+
+def test_cli_run_once_reads_the_member_stores_as_one(tmp_path):
+    """A detection host with no events of its own scores the ingesters' files together."""
+    rng = np.random.default_rng(4)
+    start = time.time() - 20 * DAY
+    reference = _traffic(rng, start, 7 * DAY, 300, prefix="r", state_dim=0)
+    shifted = _traffic(rng, start + 7 * DAY, 7 * DAY, 300, 0.3, "s", state_dim=0)
+    members = [tmp_path / "ingest-0.duckdb", tmp_path / "ingest-1.duckdb"]
+    for k, path in enumerate(members):  # alternate events (with their labels) between stores
+        with Store(path) as store:
+            for events, labels in (reference, shifted):
+                mine = {e.event_id for e in events[k::2]}
+                store.write_batch(events[k::2], [lb for lb in labels if lb.event_id in mine])
+    cfg_path = tmp_path / "config.yaml"
+    listed = ", ".join(f"'{p}'" for p in members)
+    cfg_path.write_text(
+        "reliability_monitor:\n"
+        "  monitoring: {detection_window: '3650d', bootstrap_resamples: 10,"
+        " mmd_permutations: 100}\n"
+        f"  store: {{path: '{tmp_path / 'home.duckdb'}', reports_dir: '{tmp_path / 'r'}',"
+        f" members: [{listed}]}}\n"
+        "  alerts: {sinks: [store]}\n",
+        encoding="utf-8",
+    )
+    out = CliRunner().invoke(app, ["run", "--once", "-c", str(cfg_path)])
+    assert out.exit_code == 0, out.output
+    assert "m/v1/*/confidence" in out.output and "calibration_error" in out.output
+    with Store(tmp_path / "home.duckdb", read_only=True) as home:
+        assert home.execute("SELECT count(*) FROM events")[0][0] == 0  # nothing copied
+        n = home.execute("SELECT max(n_current) FROM detector_runs")[0][0]
+        assert n == 600  # every event of both members (the window spans all of them)
+    missing = cfg_path.read_text().replace("ingest-1.duckdb", "nope.duckdb")
+    cfg_path.write_text(missing, encoding="utf-8")
+    bad = CliRunner().invoke(app, ["run", "--once", "-c", str(cfg_path)])
+    assert bad.exit_code == 1 and "nope.duckdb does not exist" in bad.output
