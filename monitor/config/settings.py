@@ -17,6 +17,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from collectors.routing.gate import gray_zone_samples
+from monitor.config.assignment import AssignmentConfig
 from monitor.config.monitoring import MonitoringConfig, PinnedReference
 from monitor.config.strict import Strict
 
@@ -122,20 +123,6 @@ class TopicsConfig(_Strict):
         if v in (".", "..") or not _TOPIC.match(v):
             raise ValueError(f"not a Kafka topic name (1-249 of a-z A-Z 0-9 . _ -), got {v!r}")
         return v
-
-
-class AssignmentConfig(_Strict):
-    """Static partition assignment: this ingester takes partition ``p`` of both topics
-    when ``p % members == member`` (``monitor.ingest.assignment``)."""
-
-    member: int = Field(0, ge=0)
-    members: int = Field(1, ge=1)
-
-    @model_validator(mode="after")
-    def _member_in_range(self) -> AssignmentConfig:
-        if self.member >= self.members:
-            raise ValueError(f"member must be in 0..{self.members - 1}, got {self.member}")
-        return self
 
 
 class KafkaConfig(_Strict):

@@ -12,9 +12,10 @@ numbers, or the bounded sample, reach numpy.
 
 Bins match numpy bit for bit: the score histogram uses ``np.histogram``'s
 equal-width rule (index ``floor((x - lo) * k / (hi - lo))``, corrected against the
-edges ``np.linspace(lo, hi, k + 1)``, values outside the range counted in the edge
-bins), the reliability bins :func:`detectors.scores.binning.uniform_bin_index`'s
-right-closed rule ``((m-1)/M, m/M]`` (Guo et al. 2017) with 0 in the first bin.
+edges ``np.linspace(lo, hi, k + 1)``, each computed as linspace computes it, values
+outside the range counted in the edge bins), the reliability bins
+:func:`detectors.scores.binning.uniform_bin_index`'s right-closed rule
+``((m-1)/M, m/M]`` (Guo et al. 2017) with 0 in the first bin.
 """
 
 from __future__ import annotations
@@ -138,20 +139,27 @@ def histogram(
     if e.ndim != 1 or e.size < 2 or not np.all(np.diff(e) > 0):
         raise ValueError(f"edges must be at least two increasing values, got {edges!r}")
     k, lo, hi = e.size - 1, float(e[0]), float(e[-1])
+    if not np.array_equal(e, np.linspace(lo, hi, k + 1)):
+        raise ValueError("edges must be np.linspace(lo, hi, n_bins + 1)")
     events, _ = _layout(store)
     where, params = subject.where()
     win, wparams = window_clause(start, end)
-    # one scan: i0 is numpy's first guess, then one step down or up where the edges say so
-    # (DuckDB lists are 1-based); values outside [lo, hi] go to the edge bins, flagged
+    # One scan. i0 is numpy's first guess, then one step down or up where the edges say
+    # so; edge i is computed as np.linspace does, i * step + lo (the last one: hi), so the
+    # comparison is numpy's, bit for bit. Values outside [lo, hi] go to the edge bins.
+    step = (hi - lo) / k
+    edge = "(CAST(? AS DOUBLE) * {i} + CAST(? AS DOUBLE))"
+    lower = edge.format(i="i0")
+    upper = f"(CASE WHEN i0 + 1 = {k} THEN CAST(? AS DOUBLE) ELSE {edge.format(i='(i0 + 1)')} END)"
     rows = store.execute(
         f"WITH v AS (SELECT {x} AS x, x < ? OR x > ? AS clipped FROM {events} "
         f"WHERE {where} AND {win}), "
         f"g AS (SELECT x, clipped, least(greatest(CAST(floor((x - ?) * ?) AS BIGINT), 0), "
         f"{k - 1}) AS i0 FROM v) "
-        "SELECT CASE WHEN clipped THEN i0 WHEN x < ?[i0 + 1] THEN i0 - 1 "
-        f"WHEN i0 < {k - 1} AND x >= ?[i0 + 2] THEN i0 + 1 ELSE i0 END AS i, count(*), clipped "
-        "FROM g GROUP BY ALL",
-        [lo, hi] + params + wparams + [lo, k / (hi - lo), e.tolist(), e.tolist()],
+        f"SELECT CASE WHEN clipped THEN i0 WHEN x < {lower} THEN i0 - 1 "
+        f"WHEN i0 < {k - 1} AND x >= {upper} THEN i0 + 1 ELSE i0 END AS i, count(*), "
+        "clipped FROM g GROUP BY ALL",
+        [lo, hi] + params + wparams + [lo, k / (hi - lo), step, lo, hi, step, lo],
     )
     counts = np.zeros(k, dtype=np.int64)
     n_clipped = 0
@@ -175,18 +183,19 @@ def reliability_bins(
     """
     if isinstance(n_bins, bool) or not isinstance(n_bins, int) or n_bins < 1:
         raise ValueError(f"n_bins must be a positive int, got {n_bins!r}")
-    e = np.linspace(0.0, 1.0, n_bins + 1).tolist()
     where, params = subject.where()
     win, wparams = window_clause(start, end)
+    step = 1.0 / n_bins  # edge i of np.linspace(0, 1, n_bins + 1) is i * step + 0.0
     rows = store.execute(
         "WITH v AS (SELECT CAST(confidence AS DOUBLE) AS c, CAST(correct AS DOUBLE) AS y "
         f"FROM labelled_events WHERE {where} AND {win}), "
         f"g AS (SELECT c, y, greatest(least(CAST(ceil(c * {n_bins}) AS BIGINT) - 1, "
         f"{n_bins - 1}), 0) AS i0 FROM v), "
-        "b AS (SELECT c, y, CASE WHEN i0 > 0 AND c <= ?[i0 + 1] THEN i0 - 1 "
-        f"WHEN i0 < {n_bins - 1} AND c > ?[i0 + 2] THEN i0 + 1 ELSE i0 END AS i FROM g) "
+        "b AS (SELECT c, y, CASE WHEN i0 > 0 AND c <= CAST(? AS DOUBLE) * i0 + 0.0 THEN i0 - 1 "
+        f"WHEN i0 < {n_bins - 1} AND c > CAST(? AS DOUBLE) * (i0 + 1) + 0.0 THEN i0 + 1 "
+        "ELSE i0 END AS i FROM g) "
         "SELECT i, count(*), sum(c), sum(y), sum((c - y) * (c - y)) FROM b GROUP BY i",
-        params + wparams + [e, e],
+        params + wparams + [step, step],
     )
     counts = np.zeros(n_bins, dtype=np.int64)
     conf, correct = np.zeros(n_bins), np.zeros(n_bins)

@@ -134,3 +134,24 @@ def test_the_archive_is_read_as_the_live_table(tmp_path, make_event, make_label)
         np.testing.assert_array_equal(before[0], after[0])
         bins_after = aggregates.reliability_bins(store, ALL, None, None, 15)
         np.testing.assert_array_equal(bins_before.counts, bins_after.counts)
+
+
+def test_histogram_edges_on_odd_ranges_match_numpy(tmp_store, make_event):
+    rng = np.random.default_rng(7)
+    ranges = [(-3.7, 11.3, 7), (0.1, 0.7, 13), (-1e-3, 2e-3, 9)]
+    values = []
+    for lo, hi, k in ranges:
+        e = np.linspace(lo, hi, k + 1)
+        values += [*e, *np.nextafter(e, np.inf), *np.nextafter(e, -np.inf)]
+    values = np.asarray(values + list(rng.normal(size=300) * 5))
+    events = [dataclasses.replace(make_event(i), raw_logit=float(v)) for i, v in enumerate(values)]
+    tmp_store.write_batch(events, [])
+    for lo, hi, k in ranges:
+        edges = np.linspace(lo, hi, k + 1)
+        det = KLDivergence(n_bins=k, value_range=(lo, hi)).fit(values)
+        counts, clipped = aggregates.histogram(tmp_store, ALL, None, None, "raw_logit", edges)
+        expected, expected_clipped = det.bin_counts(values)
+        np.testing.assert_array_equal(counts, expected)
+        assert clipped == expected_clipped
+    with pytest.raises(ValueError, match="linspace"):
+        aggregates.histogram(tmp_store, ALL, None, None, "raw_logit", np.array([0.0, 0.1, 1.0]))
