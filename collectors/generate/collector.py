@@ -275,23 +275,31 @@ class ReliabilityCollector:
             return resolve_gray_zone(self.model, self.gate, sc, scores, make_inputs, decode)
 
     def emit(
-        self, scores: Sequence[Score], answers: Sequence[str], tags: Sequence[str] | str = ""
+        self,
+        scores: Sequence[Score],
+        answers: Sequence[str],
+        tags: Sequence[str] | str = "",
+        event_ids: Sequence[str | None] | None = None,
     ) -> list[ScoredEvent | None]:
         """Build one :class:`ScoredEvent` per scored request; hand them to the emitter.
 
         Never blocks on Kafka. The result is aligned with ``scores``; an unscored
         row (a failed hook) produces no event and ``None`` in its place.
+        ``event_ids`` gives each event its id (the client's request ids, so labels
+        sent later join); ``None`` entries, or no list, get fresh random ids.
 
         Raises
         ------
         ValueError
-            ``scores`` and ``answers`` (or ``tags``) differ in length.
+            ``scores`` and ``answers`` (or ``tags``, or ``event_ids``) differ in length.
         """
         if len(scores) != len(answers):
             raise ValueError(f"{len(scores)} scores but {len(answers)} answers")
         tag_list = [tags] * len(scores) if isinstance(tags, str) else list(tags)
         if len(tag_list) != len(scores):
             raise ValueError(f"{len(scores)} scores but {len(tag_list)} tags")
+        if event_ids is not None and len(event_ids) != len(scores):
+            raise ValueError(f"{len(scores)} scores but {len(event_ids)} event ids")
         events = to_events(
             scores,
             answers,
@@ -300,6 +308,7 @@ class ReliabilityCollector:
             self.probe.version,
             self.layer,
             self.probe.pooling,
+            event_ids,
         )
         if self.emitter is not None:
             for event in events:

@@ -8,6 +8,7 @@ the truth, a delayed label goes to the labels topic, as a reviewer would send it
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -80,14 +81,21 @@ def run_window(
     batch_size: int = 64,
     progress: Callable[[int], None] | None = None,
 ) -> Window:
-    """Answer ``samples`` batch by batch with the collector attached; emit events and labels."""
+    """Answer ``samples`` batch by batch with the collector attached; emit events and labels.
+
+    Event ids are a fresh prefix per window and the request's index in it, so rows
+    that share a time stamp (one ``generate()`` batch) still sort in serving order:
+    the retrain's seeded split then draws the same requests on every run.
+    """
     start = time.time()
+    prefix = uuid.uuid4().hex[:16]
     events: list[ScoredEvent] = []
     correct: list[bool] = []
     for i in range(0, len(samples), batch_size):
         batch = samples[i : i + batch_size]
         answers = answer_batch(model, processor, batch, batch_size=batch_size)
-        batch_events = collector.emit(collector.collect(), answers, tags=name)
+        ids = [f"{prefix}-{j:06d}" for j in range(i, i + len(batch))]
+        batch_events = collector.emit(collector.collect(), answers, tags=name, event_ids=ids)
         for event, answer, sample in zip(batch_events, answers, batch):
             if event is None:  # unscored (a collector hook failed): no event to label
                 continue

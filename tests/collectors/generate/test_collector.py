@@ -148,8 +148,13 @@ def test_emit_builds_events_with_decisions(tiny_llava):
                 input_ids=torch.tensor([prompt_ids([3])] * 2),
                 pixel_values=torch.randn(2, 3, 32, 32),
             )
-        events = col.emit(col.collect(), ["yes", "no"], tags="t")
-    assert sent == events
+        scores = col.collect()
+        events = col.emit(scores, ["yes", "no"], tags="t")
+        named = col.emit(scores, ["yes", "no"], event_ids=["req-1", None])  # the client's ids
+        with pytest.raises(ValueError, match="1 event ids"):
+            col.emit(scores, ["yes", "no"], event_ids=["req-1"])
+    assert named[0].event_id == "req-1" and len(named[1].event_id) == 32
+    assert sent == events + named
     assert [e.answer for e in events] == ["yes", "no"]
     for e in events:
         assert e.decision == gate.decide(e.confidence) and e.model_id == "tiny" and e.layer == LAYER
