@@ -35,7 +35,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from detectors.calibration.calibration_error import expected_calibration_error  # noqa: E402
+from detectors.calibration.calibration_error import (  # noqa: E402
+    CalibrationError,
+    expected_calibration_error,
+)
 from detectors.scores.kl import KLDivergence  # noqa: E402
 from detectors.scores.psi import PopulationStabilityIndex  # noqa: E402
 from detectors.states.domain_classifier import DomainClassifierAUROC  # noqa: E402
@@ -146,9 +149,12 @@ def _in_duckdb(ref: np.ndarray, cur: np.ndarray, correct: np.ndarray) -> Callabl
         kl = KLDivergence().fit_counts(ref_counts, edges).score_counts(counts).statistic
         psi = PopulationStabilityIndex().fit_counts(ref_counts, edges).score_counts(counts)
         bins = aggregates.reliability_bins(store, subject, *curw, 15)
-        filled = bins.counts > 0
-        gap = np.abs(bins.correct_sum[filled] - bins.confidence_sum[filled]) / bins.counts[filled]
-        return kl, psi.statistic, float(np.sum(bins.counts[filled] / bins.n * gap))
+        ece = (
+            CalibrationError(n_bootstrap=0)
+            .fit()
+            .score_bins(bins.counts, bins.confidence_sum, bins.correct_sum, bins.squared_error_sum)
+        )
+        return kl, psi.statistic, ece.statistic
 
     return run
 

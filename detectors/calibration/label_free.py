@@ -109,13 +109,8 @@ class EstimatedAccuracyDrop(Detector):
         ValueError
             Bad parameters, or confidences outside [0, 1] or not finite.
         """
-        self._check_params()
-        if not 0.0 < self.confidence_level < 1.0:
-            raise ValueError(f"confidence_level must be in (0, 1), got {self.confidence_level!r}")
         c = as_probability(reference, "reference")
-        self.reference_estimate_ = float(c.mean()) if c.size else float("nan")
-        self.n_reference_ = int(c.size)
-        return self
+        return self.fit_summary(int(c.size), float(c.sum()))
 
     def score(
         self,

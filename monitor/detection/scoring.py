@@ -158,6 +158,7 @@ def score_window(
         min_samples=n_min,
         n_bootstrap=mon.bootstrap_resamples,
     )
+    acc = EstimatedAccuracyDrop(threshold=mon.accuracy_drop_threshold, min_samples=n_min)
     bins = aggregates.reliability_bins(store, subject, *cur, n_bins=mon.ece_bins)
 
     def calibration() -> DetectorResult:
@@ -178,7 +179,6 @@ def score_window(
         )
 
     attempt("confidence", ece.name, calibration)
-    acc = EstimatedAccuracyDrop(threshold=mon.accuracy_drop_threshold, min_samples=n_min)
     attempt("confidence", acc.name, label_free)
     if states:
         ref_subject, state_ref = state_reference or (subject, ref)

@@ -114,10 +114,14 @@ def create_views(con: Any, archive_dir: Path | None) -> None:
             )
             sql += f" UNION ALL SELECT {archived} FROM {source}"
         con.execute(f"CREATE OR REPLACE VIEW all_{table} AS {sql}")
-    con.execute(
-        "CREATE OR REPLACE VIEW labelled_events AS "
+    con.execute(f"CREATE OR REPLACE VIEW labelled_events AS {labelled_events_sql('labels')}")
+
+
+def labelled_events_sql(labels: str, events: str = "all_events") -> str:
+    """The ``labelled_events`` view's query: each label joined to its event."""
+    return (
         "SELECT e.*, l.correct, l.ts AS label_ts, l.source AS label_source "
-        "FROM labels AS l JOIN all_events AS e USING (event_id)"
+        f"FROM {labels} AS l JOIN {events} AS e USING (event_id)"
     )
 
 

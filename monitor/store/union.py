@@ -24,10 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from monitor.store.migrations import StoreError
+from monitor.store.retention import labelled_events_sql
 from monitor.store.schema import ARCHIVED
 
-UNIONED = (*(f"all_{t}" for t in ARCHIVED), "labels")
-"""Relations every member contributes rows to."""
+UNIONED = {**{f"all_{t}": f"all_{t}" for t in ARCHIVED}, "all_labels": "labels"}
+"""The temporary views over every store, and the relation each store contributes."""
 
 
 def attach_members(store: Any, members: Sequence[str | Path]) -> list[str]:
@@ -78,23 +79,10 @@ def attach_members(store: Any, members: Sequence[str | Path]) -> list[str]:
     if not names:
         return names
     catalogs = [home, *names]
-    for relation in UNIONED:
+    for view, relation in UNIONED.items():
         body = " UNION ALL BY NAME ".join(f"SELECT * FROM {c}.main.{relation}" for c in catalogs)
-        store.execute(f"CREATE OR REPLACE TEMP VIEW {relation.replace('labels', 'all_labels')} "
-                      f"AS {body}")  # fmt: skip
+        store.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS {body}")
     store.execute(
-        "CREATE OR REPLACE TEMP VIEW labelled_events AS "
-        "SELECT e.*, l.correct, l.ts AS label_ts, l.source AS label_source "
-        "FROM all_labels AS l JOIN all_events AS e USING (event_id)"
+        f"CREATE OR REPLACE TEMP VIEW labelled_events AS {labelled_events_sql('all_labels')}"
     )
     return names
-
-
-def duplicate_ids(store: Any) -> int:
-    """Event ids held by more than one of the attached stores (0 when the shares are disjoint)."""
-    return int(
-        store.execute(
-            "SELECT count(*) FROM (SELECT event_id FROM all_events GROUP BY event_id "
-            "HAVING count(*) > 1)"
-        )[0][0]
-    )
