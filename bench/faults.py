@@ -44,7 +44,8 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from collectors.wire.events import LabelEvent, ScoredEvent, encode  # noqa: E402
+from collectors.wire.codec import encode  # noqa: E402
+from collectors.wire.events import LabelEvent, ScoredEvent  # noqa: E402
 from monitor.ingest.admin import ensure_topics  # noqa: E402
 from monitor.service.broker import EmbeddedBroker  # noqa: E402
 from monitor.store.database import Store  # noqa: E402

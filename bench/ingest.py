@@ -34,7 +34,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from collectors.wire.events import ScoredEvent, decode, encode  # noqa: E402
+from collectors.wire.codec import decode, encode
+from collectors.wire.events import ScoredEvent  # noqa: E402
 from monitor.ingest.pipeline import WriteAhead, prepare, write  # noqa: E402
 from monitor.store.database import Store  # noqa: E402
 
@@ -69,10 +70,11 @@ def messages(n: int, dim: int, seed: int = 0) -> list[bytes]:
 
 
 class Record(NamedTuple):
-    """The two fields of a kafka-python ``ConsumerRecord`` that ingest reads."""
+    """The fields of a kafka-python ``ConsumerRecord`` that ingest reads."""
 
     offset: int
     value: bytes
+    timestamp: int | None = None  # the producer's send time, ms; None: not checked
 
 
 def polls(values: list[bytes], batch: int, partitions: int = 2) -> list[dict]:

@@ -43,6 +43,7 @@ def emitter_from_config(config: Any, **overrides: Any) -> KafkaEmitter:
         "heartbeat_topic": kafka.topics.heartbeats,
         "heartbeat_interval_s": kafka.heartbeat_interval_s,
         "model_id": config.reliability_monitor.model.id,
+        "wire_version": kafka.wire_version,
         **kafka.client_kwargs(),
     }
     kwargs.update(overrides)

@@ -40,7 +40,8 @@ from collectors.transport.heartbeats import HeartbeatSchedule
 from collectors.transport.kafka_client import new_kafka_client
 from collectors.transport.producer_loop import STOP, ProducerLoop
 from collectors.transport.spill import SpillFile
-from collectors.wire.events import LabelEvent, ScoredEvent, encode
+from collectors.wire.codec import WRITE_VERSIONS, encode
+from collectors.wire.events import WIRE_VERSION, LabelEvent, ScoredEvent
 
 log = logging.getLogger(__name__)
 __all__ = ["KafkaEmitter", "new_kafka_client"]
@@ -76,6 +77,9 @@ class KafkaEmitter(ProducerLoop):
         This collector in its heartbeats; default ``"<host>:<pid>"``.
     model_id : str
         The served model, in its heartbeats.
+    wire_version : int
+        4 (default): MessagePack events with raw fp16 states. 3: JSON, for a
+        monitor of an earlier release (:func:`collectors.wire.codec.encode`).
     **client_kwargs
         kafka-python ``KafkaProducer`` settings (``bootstrap_servers``, security,
         ...), e.g. ``KafkaConfig.client_kwargs()``. Override the defaults
@@ -84,9 +88,9 @@ class KafkaEmitter(ProducerLoop):
     Raises
     ------
     ValueError
-        Empty topic, ``queue_size < 1``, bad backoff, ``spill_max_bytes < 1``, or
-        an empty heartbeat topic or ``heartbeat_interval_s <= 0`` (raised at
-        construction, never later).
+        Empty topic, ``queue_size < 1``, an unknown ``wire_version``, bad backoff,
+        ``spill_max_bytes < 1``, or an empty heartbeat topic or
+        ``heartbeat_interval_s <= 0`` (raised at construction, never later).
     OSError
         The spill file cannot be opened.
 
@@ -110,15 +114,19 @@ class KafkaEmitter(ProducerLoop):
         heartbeat_interval_s: float = 15.0,
         collector_id: str | None = None,
         model_id: str = "",
+        wire_version: int = WIRE_VERSION,
         **client_kwargs: Any,
     ) -> None:
         if not isinstance(topic, str) or not topic.strip():
             raise ValueError(f"topic must be a non-empty string, got {topic!r}")
         if int(queue_size) < 1:
             raise ValueError(f"queue_size must be >= 1, got {queue_size}")
+        if wire_version not in WRITE_VERSIONS:
+            raise ValueError(f"wire_version must be one of {WRITE_VERSIONS}, got {wire_version!r}")
         if not 0 < backoff_s[0] <= backoff_s[1]:
             raise ValueError(f"backoff_s must satisfy 0 < initial <= maximum, got {backoff_s}")
         self.topic = topic
+        self.wire_version = wire_version
         self.queue_size = int(queue_size)
         self.backoff_s = backoff_s
         self.client_kwargs = {**_PRODUCER_DEFAULTS, **client_kwargs}
@@ -198,7 +206,11 @@ class KafkaEmitter(ProducerLoop):
             be serialised (counted in ``failed``).
         """
         try:
-            item = (topic or self.topic, event.event_id.encode("utf-8"), encode(event))
+            item = (
+                topic or self.topic,
+                event.event_id.encode("utf-8"),
+                encode(event, self.wire_version),
+            )
         except Exception as exc:  # noqa: BLE001 - nothing may raise into the model server
             self.last_error = f"cannot serialise event: {exc!r}"
             self._count("_failed")

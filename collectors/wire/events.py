@@ -1,56 +1,36 @@
-"""Events the collector emits and the monitor ingests, and their one serializer.
+"""The events the collector emits and the monitor ingests, and the fp16 state format.
 
-Every message on the events and labels topics is a UTF-8 JSON object carrying
-``"kind"`` and ``"schema_version"``. :func:`encode` and :func:`decode` are the
-only places that know the wire format; anything that does not decode raises
-:class:`EventDecodeError`, which the ingester turns into a dead letter.
-(``monitor.ingest.decode`` parses whole batches faster; it hands every message it
-is not sure of to :func:`decode`, and a test holds the two to the same answers.)
-
-Wire versions: 1 carried ``state`` as a JSON list of numbers. 2 carries it as
-the base64 text of the state in little-endian IEEE 754 half precision (fp16,
-:func:`pack_state`): 1,368 characters for 512 dimensions instead of about
-10,000, and the same bytes the store keeps in a ``BLOB``. 3 adds how the gray
-zone resolved (``route``, ``consistency``, ``consistency_k``). :func:`encode`
-writes the lowest version that holds the event (2 unless self-consistency ran),
-so a monitor that reads 2 keeps reading every other event; :func:`decode` reads
-all three.
+:class:`ScoredEvent` and :class:`LabelEvent` are what code on both sides handles;
+how they travel (JSON in wire versions 1 to 3, MessagePack in version 4) is
+:mod:`collectors.wire.schema`, and :mod:`collectors.wire.codec` is the one place
+that turns them into bytes and back. A pooled hidden state travels and is stored
+as little-endian IEEE 754 half precision (:func:`pack_state`).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
-import math
 import uuid
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-SCHEMA_VERSION = 3
-"""The newest wire version (what :func:`decode` assumes when a message names none)."""
-BASE_VERSION = 2
-"""What :func:`encode` writes unless an event carries version-3 fields."""
-READ_VERSIONS = (1, 2, 3)
-GRAY_ZONE_FIELDS = ("route", "consistency", "consistency_k")
-"""Fields of version 3: the final route after self-consistency, its agreement and K."""
+from collectors.wire.schema import GRAY_ZONE_FIELDS, MAX_TS, MIN_TS, READ_VERSIONS
+
+__all__ = [
+    "GRAY_ZONE_FIELDS", "MAX_TS", "MIN_TS", "READ_VERSIONS", "WIRE_VERSION", "EventDecodeError",
+    "LabelEvent", "ScoredEvent", "new_event_id", "pack_state", "unpack_state",
+]  # fmt: skip
+
+WIRE_VERSION = 4
+"""The wire version :func:`collectors.wire.codec.encode` writes by default (MessagePack)."""
 STATE_DTYPE = np.dtype("<f2")
 FP16_MAX = 65504.0
-_INT32_MAX = 2**31 - 1
-
-
-MAX_MESSAGE_BYTES = 1 << 20
-"""Largest message decoded, bytes (an 8,192-wide fp16 state is 22 kB); bigger: a dead letter."""
-
-
-MIN_TS, MAX_TS = 946_684_800.0, 4_102_444_800.0
-"""Event and label times accepted on the wire: 2000-01-01 to 2100-01-01 UTC, seconds."""
 
 
 class EventDecodeError(ValueError):
-    """A message is not a valid vlm-monitor event (bad JSON, unknown kind or version, bad field)."""
+    """A message is not a valid vlm-monitor event (not JSON or MessagePack, unknown kind or
+    version, a missing, unknown or out-of-range field); the message names the field."""
 
 
 def new_event_id() -> str:
@@ -111,7 +91,7 @@ class ScoredEvent:
     answer: str = ""
     tag: str = ""
     state: list[float] | None = None
-    schema_version: int = field(default=BASE_VERSION, compare=False)  # the wire's, not the event's
+    schema_version: int = field(default=WIRE_VERSION, compare=False)  # the wire's, not the event's
     route: str = ""
     consistency: float | None = None
     consistency_k: int | None = None
@@ -144,40 +124,9 @@ class LabelEvent:
     correct: bool
     ts: float
     source: str = ""
-    schema_version: int = field(default=BASE_VERSION)
+    schema_version: int = field(default=WIRE_VERSION, compare=False)  # the wire's
 
     kind = "label"
-
-
-_KINDS: dict[str, type] = {"event": ScoredEvent, "label": LabelEvent}
-_TYPES: dict[str, dict[str, tuple[type, ...]]] = {
-    "event": {
-        "event_id": (str,),
-        "ts": (int, float),
-        "model_id": (str,),
-        "probe_version": (str,),
-        "layer": (int,),
-        "pooling": (str,),
-        "raw_logit": (int, float),
-        "confidence": (int, float),
-        "decision": (str,),
-        "answer": (str,),
-        "tag": (str,),
-        "state": (str, list, type(None)),  # str from version 2, list in version 1
-        "schema_version": (int,),
-        "route": (str,),
-        "consistency": (int, float, type(None)),
-        "consistency_k": (int, type(None)),
-    },
-    "label": {
-        "event_id": (str,),
-        "correct": (bool,),
-        "ts": (int, float),
-        "source": (str,),
-        "schema_version": (int,),
-    },
-}
-_FLOATS = ("ts", "raw_logit", "confidence")
 
 
 def pack_state(values: Any) -> bytes:
@@ -223,143 +172,32 @@ def unpack_state(blob: bytes) -> np.ndarray:
     return np.frombuffer(blob, dtype=STATE_DTYPE).astype(np.float32)
 
 
-def encode(event: ScoredEvent | LabelEvent) -> bytes:
-    """Serialise an event to UTF-8 JSON bytes: wire version 3 when it carries the gray
-    zone's resolution (:data:`GRAY_ZONE_FIELDS`), else :data:`BASE_VERSION`.
+def invalid_states(blobs: list[bytes]) -> dict[int, str]:
+    """Which of many :func:`pack_state` blobs cannot be a state, checked in a few array passes.
 
-    Raises
-    ------
-    ValueError
-        A float field or the state is NaN or infinite.
+    Parameters
+    ----------
+    blobs : list of bytes
+        Candidate fp16 states (``2 * hidden_dim`` bytes each).
+
+    Returns
+    -------
+    dict of int -> str
+        Index of each invalid blob and why: no bytes, an odd byte count, or an
+        fp16 NaN or infinity (exponent bits all set). Empty when all are valid.
     """
-    body: dict[str, Any] = asdict(event)
-    body["kind"] = event.kind
-    body["schema_version"] = BASE_VERSION
-    if isinstance(event, ScoredEvent):
-        gray = {k: body.pop(k) for k in GRAY_ZONE_FIELDS}
-        if gray["route"] not in ("", event.decision) or gray["consistency"] is not None:
-            body.update(gray, schema_version=3)  # self-consistency ran: version 3
-    if body.get("state") is not None:
-        body["state"] = base64.b64encode(pack_state(body["state"])).decode("ascii")
-    return json.dumps(body, separators=(",", ":"), allow_nan=False).encode("utf-8")
-
-
-def _reject_constant(name: str) -> Any:
-    raise EventDecodeError(f"not standard JSON: {name}")
-
-
-def decode(raw: bytes) -> ScoredEvent | LabelEvent:
-    """Parse wire bytes (version 1 or 2) into an event.
-
-    Raises
-    ------
-    EventDecodeError
-        Over :data:`MAX_MESSAGE_BYTES`, not UTF-8 JSON (NaN and Infinity are not
-        JSON), nested too deeply, an integer too long to convert, not an object, an
-        unknown ``kind`` or ``schema_version``, a missing or unknown field, a field of
-        the wrong type, a string that is not valid Unicode, a non-finite number, a
-        time outside [:data:`MIN_TS`, :data:`MAX_TS`], a confidence outside [0, 1],
-        a layer outside [0, 2**31), or a state that is
-        not valid fp16 base64 (version 2) or a list of numbers (version 1).
-    """
-    if not isinstance(raw, (bytes, bytearray, memoryview)):
-        raise EventDecodeError(f"expected bytes, got {type(raw).__name__}")
-    if len(raw) > MAX_MESSAGE_BYTES:
-        raise EventDecodeError(f"message of {len(raw)} bytes exceeds {MAX_MESSAGE_BYTES} bytes")
-    try:
-        body = json.loads(raw, parse_constant=_reject_constant)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise EventDecodeError(f"not UTF-8 JSON: {exc}") from exc
-    except RecursionError:
-        raise EventDecodeError("JSON nested too deeply") from None
-    except (ValueError, OverflowError, MemoryError) as exc:  # e.g. an integer of 5,000 digits
-        raise EventDecodeError(f"not decodable JSON: {str(exc)[:200]}") from None
-    if not isinstance(body, dict):
-        raise EventDecodeError(f"expected a JSON object, got {type(body).__name__}")
-    kind = body.pop("kind", None)
-    cls = _KINDS.get(kind) if isinstance(kind, str) else None
-    if cls is None:
-        raise EventDecodeError(f"unknown kind {kind!r}")
-    version = body.get("schema_version", SCHEMA_VERSION)
-    if isinstance(version, bool) or version not in READ_VERSIONS:
-        raise EventDecodeError(
-            f"unsupported schema_version {version!r} (this build reads {READ_VERSIONS})"
-        )
-    types = _TYPES[kind]
-    names = {f.name for f in fields(cls)}
-    if kind == "event" and version < 3:
-        names -= set(GRAY_ZONE_FIELDS)
-    unknown = set(body) - names
-    if unknown:
-        raise EventDecodeError(f"unknown field(s) {sorted(unknown)} for kind {kind!r}")
-    for name, value in body.items():
-        allowed = types[name]
-        if isinstance(value, bool) and bool not in allowed:
-            raise EventDecodeError(f"field {name!r} has type bool, expected {allowed[0].__name__}")
-        if not isinstance(value, allowed):
-            raise EventDecodeError(
-                f"field {name!r} has type {type(value).__name__}, expected {allowed[0].__name__}"
-            )
-        if isinstance(value, str):
-            try:
-                value.encode("utf-8")
-            except UnicodeEncodeError as exc:
-                raise EventDecodeError(f"field {name!r} is not valid Unicode: {exc}") from exc
-    for name in (*_FLOATS, "consistency"):
-        if body.get(name) is not None:
-            try:
-                body[name] = float(body[name])
-            except OverflowError as exc:
-                raise EventDecodeError(f"field {name!r} is out of range: {exc}") from exc
-            if not math.isfinite(body[name]):
-                raise EventDecodeError(f"field {name!r} is not finite: {body[name]!r}")
-    ts = body.get("ts")
-    if isinstance(ts, float) and not (MIN_TS <= ts <= MAX_TS):
-        raise EventDecodeError(
-            f"field 'ts' {ts!r} outside [{MIN_TS:.0f}, {MAX_TS:.0f}] "
-            "(2000-01-01 to 2100-01-01 UTC, seconds since the epoch)"
-        )
-    if kind == "event":
-        body["state"] = _decode_state(body.get("state"), version)
-    try:
-        event = cls(**body)
-    except TypeError as exc:
-        raise EventDecodeError(f"missing field for kind {kind!r}: {exc}") from exc
-    if kind == "event":
-        if not (0.0 <= event.confidence <= 1.0):
-            raise EventDecodeError(f"confidence {event.confidence!r} outside [0, 1]")
-        if not (0 <= event.layer <= _INT32_MAX):
-            raise EventDecodeError(f"layer {event.layer!r} outside [0, 2**31)")
-        _check_gray_zone(event)
-    return event
-
-
-def _check_gray_zone(event: ScoredEvent) -> None:
-    if event.consistency is not None and not (0.0 <= event.consistency <= 1.0):
-        raise EventDecodeError(f"consistency {event.consistency!r} outside [0, 1]")
-    k = event.consistency_k
-    if k is not None and not (1 <= k <= _INT32_MAX):
-        raise EventDecodeError(f"consistency_k {k!r} outside [1, 2**31)")
-
-
-def _decode_state(value: Any, version: int) -> list[float] | None:
-    if value is None:
-        return None
-    if version == 1:
-        if not isinstance(value, list) or not all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value
-        ):
-            raise EventDecodeError("field 'state' must be a list of numbers in version 1")
-        try:
-            return unpack_state(pack_state(value)).tolist()
-        except (ValueError, OverflowError) as exc:
-            raise EventDecodeError(f"field 'state': {exc}") from exc
-    if not isinstance(value, str):
-        raise EventDecodeError("field 'state' must be base64 text of fp16 values in version 2")
-    try:
-        state = unpack_state(base64.b64decode(value, validate=True))
-    except (binascii.Error, ValueError) as exc:
-        raise EventDecodeError(f"field 'state' is not fp16 base64: {exc}") from exc
-    if not np.isfinite(state).all():
-        raise EventDecodeError("field 'state' holds NaN or infinite values")
-    return state.tolist()
+    lengths = np.fromiter(map(len, blobs), dtype=np.int64, count=len(blobs))
+    bad = {
+        int(i): f"field 'state' needs a positive even byte count of fp16 values, got {lengths[i]}"
+        for i in np.flatnonzero((lengths == 0) | (lengths % 2 == 1))
+    }
+    sized = [i for i in range(len(blobs)) if i not in bad] if bad else range(len(blobs))
+    if len(sized):
+        bits = np.frombuffer(b"".join([blobs[i] for i in sized]), dtype="<u2")
+        starts = np.concatenate([[0], np.cumsum(lengths[list(sized)] // 2)[:-1]])
+        special = (bits & 0x7C00) == 0x7C00
+        if not special.any():  # the usual case: one vectorised pass
+            return bad
+        for j in np.flatnonzero(np.logical_or.reduceat(special, starts)):
+            bad[sized[j]] = "field 'state' holds NaN or infinite values"
+    return bad

@@ -68,6 +68,7 @@ def ingest(
                 rm.kafka,
                 store,
                 batch_size=batch_size or rm.store.ingest_batch_size,
+                linger_s=rm.store.ingest_linger_s,
                 clock=EventClock.from_config(rm.store),
             )
         )

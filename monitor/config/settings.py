@@ -140,6 +140,7 @@ class KafkaConfig(_Strict):
     spill_path: Path | None = None  # local spill file behind the memory queue (None: no spill)
     spill_max_bytes: int = Field(256 * 2**20, ge=1)
     heartbeat_interval_s: float = Field(15.0, gt=0)  # collector heartbeats (emitter counters)
+    wire_version: Literal[3, 4] = 4  # 4: MessagePack, raw fp16 states; 3: JSON (older monitors)
     # several ingesters sharing the topics' partitions, each with its own store file
     assignment: AssignmentConfig = Field(default_factory=AssignmentConfig)
 
@@ -177,7 +178,8 @@ class StoreConfig(_Strict):
     # Parquet archive of events/states older than retention_days (0: keep all live)
     archive_dir: Path = Path("vlm-monitor-data/archive")
     retention_days: float = Field(30.0, ge=0.0)
-    ingest_batch_size: int = Field(5000, ge=1)
+    ingest_batch_size: int = Field(122_880, ge=1)  # records per transaction: a DuckDB row group
+    ingest_linger_s: float = Field(0.5, ge=0.0)  # keep polling this long to fill a transaction
     # other ingesters' store files that detection, reports and review read with this one
     members: list[Path] = Field(default_factory=list)
     # an event's ts against its Kafka record's time and the ingester's clock (monitor.ingest.clock)

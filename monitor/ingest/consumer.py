@@ -4,12 +4,12 @@ The :class:`Ingester` assigns itself every partition of the events and labels
 topics by hand (no consumer group: Tansu's group join takes about 20 s), however
 many partitions the collectors spread over, or its static share of them
 (``kafka.assignment``: several ingesters, each with its own store), and seeks to
-the offsets stored in DuckDB, else to the beginning. Each poll is decoded as a batch
-(:func:`monitor.ingest.decode.decode_batch`); a message that does not decode becomes
-a :class:`~monitor.store.schema.DeadLetter` (raw bytes, error, topic, partition, offset)
-and ingest goes on. Messages are routed by their ``kind``, not by topic. Rows and
-next offsets are written in one :meth:`Store.write_arrow` transaction, so a crash
-never loses or doubles a row.
+the offsets stored in DuckDB, else to the beginning. The polls of up to ``linger_s``
+seconds are decoded as one batch (:func:`monitor.ingest.decode.decode_batch`); a
+message that does not decode becomes a :class:`~monitor.store.schema.DeadLetter`
+(raw bytes, error, topic, partition, offset) and ingest goes on. Messages are
+routed by their ``kind``, not by topic. Rows and next offsets are written in one
+:meth:`Store.write_arrow` transaction, so a crash never loses or doubles a row.
 
 A topic that was deleted and created again (or a memory-only broker that
 restarted) gets a new topic id; its stored offsets then no longer apply, so the
@@ -46,6 +46,11 @@ log = logging.getLogger(__name__)
 
 
 DEFAULT_CLOCK = EventClock()  # frozen: shared safely
+DEFAULT_BATCH_SIZE = 122_880
+"""Records per transaction at most: one DuckDB row group, which DuckDB writes straight to the
+file instead of through its write-ahead log (``bench/ingest.py``)."""
+MAX_BATCH_BYTES = 64 << 20
+"""Message bytes per transaction at most (about 50,000 events with 512-d states)."""
 
 
 class Ingester:
@@ -58,7 +63,10 @@ class Ingester:
     store : Store
         Destination; also holds the consumer offsets.
     batch_size : int
-        Maximum records per poll, hence per transaction.
+        Most records per transaction (default: one DuckDB row group).
+    linger_s : float
+        How long to keep polling for more records once some arrived, seconds:
+        fewer, larger transactions (each costs a commit), at most this much later.
     create_topics : bool
         Create the events and labels topics if they are missing (one partition).
     refresh_s : float
@@ -76,7 +84,7 @@ class Ingester:
     Raises
     ------
     ValueError
-        ``batch_size < 1``.
+        ``batch_size < 1`` or ``linger_s < 0``.
 
     Notes
     -----
@@ -89,7 +97,8 @@ class Ingester:
         self,
         kafka: KafkaConfig,
         store: Store,
-        batch_size: int = 5000,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        linger_s: float = 0.5,
         create_topics: bool = True,
         refresh_s: float = 30.0,
         connect_timeout_s: float = 5.0,
@@ -98,9 +107,12 @@ class Ingester:
     ) -> None:
         if int(batch_size) < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if not linger_s >= 0:
+            raise ValueError(f"linger_s must be >= 0 seconds, got {linger_s}")
         self.kafka = kafka
         self.store = store
         self.batch_size = int(batch_size)
+        self.linger_s = float(linger_s)
         self._widths = StateWidths(store_lookup(store))
         self.clock = clock
         self.create_topics = create_topics
@@ -162,16 +174,31 @@ class Ingester:
 
     # -- polling ----------------------------------------------------------------
     def _prepare(self, timeout_s: float) -> PreparedBatch | None:
-        """Poll at most ``batch_size`` records and decode them (no write)."""
+        """Poll until a transaction's worth of records is in hand, and decode them (no write).
+
+        The first poll waits up to ``timeout_s``; later ones take what arrives within
+        ``linger_s`` of the first, until ``batch_size`` records or :data:`MAX_BATCH_BYTES`.
+        """
         t0 = time.perf_counter()
         consumer = self._ensure_consumer()
-        polled = consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=self.batch_size)
-        recreated = assignment.recreated_topics(consumer, self.topics, self._topic_ids)
-        if recreated:  # records fetched at stale positions of a new topic: drop the poll
-            firsts = {(tp.topic, tp.partition): r[0].offset for tp, r in polled.items() if r}
-            self._restart_topics(recreated, {k: v for k, v in firsts.items() if k[0] not in
-                                             recreated})  # fmt: skip
-            return None
+        polled: dict = {}
+        n = size = 0
+        wait_s = timeout_s
+        while True:
+            more = consumer.poll(timeout_ms=int(wait_s * 1000), max_records=self.batch_size - n)
+            recreated = assignment.recreated_topics(consumer, self.topics, self._topic_ids)
+            for tp, records in more.items():
+                polled.setdefault(tp, []).extend(records)
+            if recreated:  # records fetched at stale positions of a new topic: drop them
+                firsts = {(tp.topic, tp.partition): r[0].offset for tp, r in polled.items() if r}
+                self._restart_topics(recreated, {k: v for k, v in firsts.items() if k[0] not in
+                                                 recreated})  # fmt: skip
+                return None
+            n += sum(map(len, more.values()))
+            size += sum(len(r.value or b"") for rs in more.values() for r in rs)
+            wait_s = self.linger_s - (time.perf_counter() - t0)
+            if not more or n >= self.batch_size or size >= MAX_BATCH_BYTES or wait_s <= 0:
+                break
         return prepare(polled, self._topic_ids, t0, self._widths, self.clock)
 
     def _collect(self, batch: PreparedBatch | None) -> IngestStats:

@@ -228,6 +228,7 @@ class MonitorDaemon:
                 rm.kafka,
                 self.store,
                 batch_size=rm.store.ingest_batch_size,
+                linger_s=rm.store.ingest_linger_s,
                 clock=EventClock.from_config(rm.store),
             )
 

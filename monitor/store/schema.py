@@ -5,7 +5,7 @@ The DuckDB DDL lives in :mod:`monitor.store.migrations` as a list of versioned s
 the version the last step produces. :class:`monitor.store.database.Store` migrates an older
 file when it opens it and refuses a file written by a newer release.
 
-Tables (version 2)
+Tables (version 6)
 ------------------
 ``events``
     One row per scored request (no pooled state). Duplicate ``event_id`` values
@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 EVENT_SCHEMA = pa.schema(
     [

@@ -8,7 +8,7 @@ from collectors.generate.collector import ReliabilityCollector
 from collectors.probe.linear import LinearProbe
 from collectors.routing.gate import FALLBACK, SELF_CONSISTENCY, SERVE, RoutingGate
 from collectors.routing.self_consistency import SelfConsistency, canonicalise_answer, majority_share
-from collectors.wire.events import decode, encode
+from collectors.wire.codec import decode, encode
 
 
 @pytest.mark.parametrize(
@@ -113,14 +113,15 @@ def test_collector_resolves_only_the_gray_zone(tiny_llava):
             assert s.route == (SERVE if res.share >= 0.6 else FALLBACK)
         else:
             assert s == scores[i] and s.route == s.decision != SELF_CONSISTENCY
-    # the events carry how the gray zone resolved (wire version 3); the others stay version 2
+    # the events carry how the gray zone resolved; in JSON (for older monitors) that takes
+    # wire version 3, the others stay version 2
     for i, event in enumerate(col.emit(resolved, ["yes"] * 4)):
-        raw = encode(event)
-        assert decode(raw) == event and event.final_route == resolved[i].route
+        assert decode(encode(event)) == event and event.final_route == resolved[i].route
+        body = json.loads(encode(event, 3))
         if i in gray:
             assert (event.consistency, event.consistency_k) == (resolved[i].consistency, 5)
-            assert json.loads(raw)["schema_version"] == 3
+            assert body["schema_version"] == 3 and body["route"] == event.route
         else:
-            assert json.loads(raw)["schema_version"] == 2 and "route" not in json.loads(raw)
+            assert body["schema_version"] == 2 and "route" not in body
     with pytest.raises(ValueError, match="need a SelfConsistency"):
         ReliabilityCollector(tiny_llava, probe, gate=gate).resolve(scores, make_inputs, _decode)

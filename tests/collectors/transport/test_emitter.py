@@ -6,7 +6,7 @@ import pytest
 from kafka import KafkaConsumer, TopicPartition
 
 from collectors.transport.emitter import KafkaEmitter
-from collectors.wire.events import decode
+from collectors.wire.codec import decode
 from monitor.ingest.admin import ensure_topics
 from monitor.service.broker import EmbeddedBroker
 

@@ -10,7 +10,7 @@ from collectors.generate.collector import ReliabilityCollector
 from collectors.probe.linear import LinearProbe
 from collectors.transport.emitter import KafkaEmitter
 from collectors.transport.spill import SpillFile
-from collectors.wire.events import decode
+from collectors.wire.codec import decode
 from monitor.service.broker import EmbeddedBroker
 
 

@@ -12,7 +12,7 @@ import yaml
 from kafka import KafkaProducer
 from typer.testing import CliRunner
 
-from collectors.wire.events import encode
+from collectors.wire.codec import encode
 from monitor.cli.app import app
 from monitor.ingest.admin import ensure_topics
 from monitor.service.status import snapshot_path

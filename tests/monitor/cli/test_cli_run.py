@@ -12,7 +12,8 @@ import urllib.request
 import numpy as np
 from typer.testing import CliRunner
 
-from collectors.wire.events import LabelEvent, ScoredEvent, encode
+from collectors.wire.codec import encode
+from collectors.wire.events import LabelEvent, ScoredEvent
 from monitor.alerts.dispatch import StoreAlertSink
 from monitor.cli.app import app
 from monitor.config.load import parse_config

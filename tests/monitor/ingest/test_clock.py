@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from kafka import KafkaProducer
 
-from collectors.wire.events import encode
+from collectors.wire.codec import encode
 from monitor.config.load import parse_config
 from monitor.config.settings import KafkaConfig, TopicsConfig
 from monitor.ingest.admin import ensure_topics

@@ -1,14 +1,16 @@
-"""Property-based fuzzing of the wire decoder: every input is a row or a dead letter, never an
-exception; the batch path and the per-message path agree."""
+"""Property-based fuzzing of the wire decoder: every input, JSON or MessagePack, is a row or a
+dead letter, never an exception; a batch and its messages one by one agree."""
 
 from __future__ import annotations
 
 import json
 
+import msgspec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from collectors.wire.events import EventDecodeError, LabelEvent, ScoredEvent, decode, encode
+from collectors.wire.codec import decode, encode
+from collectors.wire.events import EventDecodeError, LabelEvent, ScoredEvent
 from monitor.ingest.decode import decode_batch
 
 EVENT = json.loads(
@@ -17,7 +19,8 @@ EVENT = json.loads(
             event_id="e1", ts=1_700_000_000.0, model_id="m", probe_version="v1", layer=3,
             pooling="last_prompt_token", raw_logit=0.3, confidence=0.7, decision="serve",
             state=[0.5, -1.0, 2.0, 0.0],
-        )
+        ),
+        3,
     )
 )  # fmt: skip
 GRAY = json.loads(
@@ -35,21 +38,40 @@ GRAY = json.loads(
             route="serve",
             consistency=0.8,
             consistency_k=5,
-        )
+        ),
+        3,
     )
 )  # fmt: skip  (wire version 3: the gray zone's resolution)
-LABEL = json.loads(encode(LabelEvent("e1", True, 1_700_000_100.0, "review")))
+LABEL = json.loads(encode(LabelEvent("e1", True, 1_700_000_100.0, "review"), 3))
+PACKED = [
+    msgspec.msgpack.decode(encode(decode(json.dumps(m).encode()))) for m in (EVENT, GRAY, LABEL)
+]
 
-json_values = st.recursive(
+
+def _values(scalars: st.SearchStrategy) -> st.SearchStrategy:
+    return st.recursive(
+        scalars,
+        lambda inner: (
+            st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+        ),
+        max_leaves=12,
+    )
+
+
+json_values = _values(
     st.none()
     | st.booleans()
     | st.integers()
     | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=20),
-    lambda inner: (
-        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
-    ),
-    max_leaves=12,
+    | st.text(max_size=20)
+)
+packed_values = _values(  # what MessagePack can hold: 64-bit integers, NaN, bytes
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**64 - 1)
+    | st.floats()
+    | st.text(max_size=20)
+    | st.binary(max_size=12)
 )
 POISON = [
     b"[" * 50_000 + b"]" * 50_000,
@@ -64,13 +86,16 @@ POISON = [
 ]
 
 
-def _mutated(base: dict) -> st.SearchStrategy[bytes]:
+def _mutated(base: dict, dumps=lambda d: json.dumps(d).encode()) -> st.SearchStrategy[bytes]:
     keys = st.sampled_from(sorted(base) + ["extra"])
+    values = (
+        json_values | st.binary(max_size=12) if dumps is msgspec.msgpack.encode else json_values
+    )
     return st.builds(
-        lambda k, v, drop: json.dumps(
+        lambda k, v, drop: dumps(
             {kk: vv for kk, vv in {**base, k: v}.items() if not (drop and kk == k)}
-        ).encode(),
-        keys, json_values, st.booleans(),
+        ),
+        keys, values, st.booleans(),
     )  # fmt: skip
 
 
@@ -81,6 +106,9 @@ messages = st.one_of(
     _mutated(EVENT),
     _mutated(GRAY),
     _mutated(LABEL),
+    *(_mutated(m, msgspec.msgpack.encode) for m in PACKED),
+    st.sampled_from([msgspec.msgpack.encode(m) for m in PACKED]),
+    packed_values.map(msgspec.msgpack.encode),
     st.sampled_from(POISON),
     st.binary(max_size=64),
     json_values.map(lambda v: json.dumps(v).encode()),
@@ -114,5 +142,5 @@ def test_each_poison_message_is_a_dead_letter_naming_why():
     out = decode_batch(list(POISON) + [json.dumps(EVENT).encode()])
     assert out.events.num_rows == 1 and len(out.errors) == len(POISON)
     reasons = " | ".join(e for _, e in out.errors)
-    for word in ("nested too deeply", "not decodable JSON", "outside", "exceeds", "not UTF-8"):
+    for word in ("field 'ts'", "Expected `object`", "exceeds", "not UTF-8 JSON", "recursion"):
         assert word in reasons, reasons

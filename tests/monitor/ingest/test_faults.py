@@ -8,11 +8,12 @@ import threading
 import time
 from pathlib import Path
 
+import msgspec
 import numpy as np
 import yaml
 from kafka import KafkaProducer
 
-from collectors.wire.events import encode
+from collectors.wire.codec import encode
 from monitor.config.settings import KafkaConfig, TopicsConfig
 from monitor.ingest.admin import ensure_topics
 from monitor.ingest.consumer import Ingester
@@ -198,13 +199,16 @@ def test_thousand_malformed_messages_all_become_dead_letters(
     kafka = _kafka(broker.bootstrap_servers, topic_prefix)
     ensure_topics(kafka.client_kwargs(), [kafka.topics.events], partitions=3)
     good = [encode(make_event(i)) for i in range(5000)]
-    body = json.loads(good[0])
+    body = json.loads(encode(make_event(0), 3))  # collectors of an earlier release wrote JSON
+    packed = msgspec.msgpack.decode(good[0])
     kinds = [
         lambda i: b"{not json %d" % i,
         lambda i: json.dumps({**body, "event_id": f"x{i}", "schema_version": 99}).encode(),
         lambda i: json.dumps({**body, "event_id": f"x{i}", "confidence": "high"}).encode(),
         lambda i: json.dumps({**body, "event_id": f"x{i}", "layer": 2**40}).encode(),
         lambda i: b"\xff\xfe" + str(i).encode(),
+        lambda i: msgspec.msgpack.encode({**packed, "event_id": f"x{i}", "confidence": 1.5}),
+        lambda i: msgspec.msgpack.encode({**packed, "event_id": f"x{i}"})[:-4],  # truncated
     ]
     bad = [kinds[i % len(kinds)](i) for i in range(1000)]
     rng = np.random.default_rng(11)
@@ -219,4 +223,5 @@ def test_thousand_malformed_messages_all_become_dead_letters(
     expected = {w: v for (ok, v), w in zip(items, where) if not ok}
     assert {(t, p, o): raw for t, p, o, raw in rows} == expected
     by_error = dict(tmp_store.dead_letter_counts())
-    assert by_error["not UTF-8 JSON"] == 400 and sum(by_error.values()) == 1000
+    assert by_error["not UTF-8 JSON"] == 286 and by_error["not MessagePack"] == 142
+    assert by_error["field 'confidence'"] == 143 + 143 and sum(by_error.values()) == 1000

@@ -7,7 +7,7 @@ import pytest
 from kafka import KafkaProducer
 
 from collectors.transport.emitter import KafkaEmitter
-from collectors.wire.events import encode
+from collectors.wire.codec import encode
 from monitor.config.settings import KafkaConfig, TopicsConfig
 from monitor.ingest.admin import ensure_topics
 from monitor.ingest.consumer import Ingester, IngestStats
@@ -91,7 +91,7 @@ def test_events_and_labels_reach_duckdb_once(
 def test_malformed_messages_become_dead_letters(broker, topic_prefix, tmp_store, make_event):
     kafka = _kafka(broker, topic_prefix)
     good = encode(make_event(1))
-    body = json.loads(good)
+    body = json.loads(encode(make_event(1), 3))
     bad = {
         "bad json": b"{not json",
         "not utf-8": b"\xff\xfe\x00",
@@ -122,7 +122,7 @@ def test_malformed_messages_become_dead_letters(broker, topic_prefix, tmp_store,
     expected_errors = {
         "bad json": "not UTF-8 JSON",
         "not utf-8": "not UTF-8 JSON",
-        "wrong type": "field 'confidence' has type str",
+        "wrong type": "field 'confidence': expected `float`, got `str`",
         "schema version": "unsupported schema_version 99",
         "unknown kind": "unknown kind 'metric'",
         "empty": "empty message",

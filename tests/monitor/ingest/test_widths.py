@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collectors.wire.events import encode
+from collectors.wire.codec import encode
 from monitor.ingest.decode import decode_batch
 from monitor.ingest.widths import StateWidths, store_lookup
 

@@ -1,15 +1,16 @@
-"""The batch decoder must give exactly what the per-message decoder gives, message by message."""
+"""A poll decoded as a batch gives exactly what decoding each message gives, in Arrow rows."""
 
 import base64
 import dataclasses
 import json
-from dataclasses import fields
 
+import msgspec
 import numpy as np
 import pyarrow as pa
 
-from collectors.wire.events import EventDecodeError, LabelEvent, ScoredEvent, decode, encode
-from monitor.ingest.decode import WIRE_SCHEMA, decode_batch
+from collectors.wire.codec import decode, encode
+from collectors.wire.events import EventDecodeError, LabelEvent
+from monitor.ingest.decode import decode_batch
 from monitor.store.writes import events_to_arrow, labels_to_arrow
 
 
@@ -38,15 +39,34 @@ def _assert_same(values):
     return got
 
 
-def _base(make_event, make_label):
+def _base(make_event, make_label, version=3):
     rng = np.random.default_rng(0)
     return {
-        "event": encode(make_event(1)),
-        "state": encode(make_event(2, state=rng.normal(size=16).tolist())),
-        "label": encode(make_label(3)),
+        "event": encode(make_event(1), version),
+        "state": encode(make_event(2, state=rng.normal(size=16).tolist()), version),
+        "label": encode(make_label(3), version),
         "gray": encode(dataclasses.replace(make_event(4), decision="self_consistency",
-                                           route="fallback", consistency=0.4, consistency_k=5)),
+                                           route="fallback", consistency=0.4, consistency_k=5),
+                       version),
     }  # fmt: skip
+
+
+BAD_VALUES = (None, "x", 1, 1.5, True, [1], {"a": 1}, -1, 2**40, 1e308, b"\x00\x3c")
+
+
+def _packed_mutations(make_event, make_label):
+    """Every field of every version-4 message missing, and set to every wrong value."""
+    base = _base(make_event, make_label, 4)
+    out = list(base.values())
+    for raw in base.values():
+        body = msgspec.msgpack.decode(raw)
+        for key in [*body, "extra"]:
+            out.append(msgspec.msgpack.encode({k: v for k, v in body.items() if k != key}))
+            out += [msgspec.msgpack.encode({**body, key: bad}) for bad in BAD_VALUES]
+    nan = np.asarray([1.0, np.nan], "<f2").tobytes()
+    ev = msgspec.msgpack.decode(base["event"])
+    out += [msgspec.msgpack.encode({**ev, "state": s}) for s in (nan, b"\x00", b"", b"\x00" * 8)]
+    return out
 
 
 def _mutations(make_event, make_label):
@@ -59,7 +79,7 @@ def _mutations(make_event, make_label):
     for body in (ev, st, lb, gz):
         for key in body:
             out.append(dumps({k: v for k, v in body.items() if k != key}))  # missing field
-            for bad in (None, "x", 1, 1.5, True, [1], {"a": 1}, -1, 2**40, 1e308):
+            for bad in BAD_VALUES[:-1]:
                 out.append(dumps({**body, key: bad}))  # every field, every wrong value
     out += [
         dumps({**ev, "schema_version": 1}),  # version 1 without a state: same meaning
@@ -107,38 +127,44 @@ def _mutations(make_event, make_label):
     return out
 
 
-def test_wire_schema_covers_both_event_kinds():
-    names = {f.name for f in fields(ScoredEvent)} | {f.name for f in fields(LabelEvent)}
-    assert set(WIRE_SCHEMA.names) == names | {"kind"}
-
-
-def test_valid_batch_takes_the_fast_path(make_event, make_label):
+def test_a_valid_batch_of_every_kind_and_version(make_event, make_label):
     rng = np.random.default_rng(1)
-    values = [encode(make_event(i)) for i in range(500)]
-    values += [encode(make_event(i, state=rng.normal(size=64).tolist())) for i in range(500, 700)]
-    values += [encode(make_label(i)) for i in range(300)]
+    values = []
+    for version in (4, 3):  # collectors of this release and of earlier ones, mixed
+        values += [
+            encode(make_event(i), version) for i in range(500 * version, 500 * version + 250)
+        ]
+        values += [
+            encode(make_event(i, state=rng.normal(size=64).tolist()), version)
+            for i in range(500 * version + 250, 500 * version + 350)
+        ]
+        values += [
+            encode(make_label(i), version) for i in range(150 * version, 150 * version + 150)
+        ]
     values = [values[i] for i in rng.permutation(len(values))]
     got = _assert_same(values)
-    assert got.n_exact == 0
     assert (got.events.num_rows, got.states.num_rows, got.labels.num_rows) == (700, 200, 300)
+    assert sorted(set(got.events.column("schema_version").to_pylist())) == [2, 4]
 
 
-def test_every_mutation_gets_the_exact_decoders_verdict(make_event, make_label):
-    values = _mutations(make_event, make_label)
-    got = _assert_same(values)
-    assert len(got.errors) > 100 and got.events.num_rows > 3  # both outcomes are exercised
-    # mixed into a large valid batch, the bad ones are isolated by halving
-    valid = [encode(make_event(i)) for i in range(10, 2010)]
-    rng = np.random.default_rng(2)
-    mixed = valid + values
-    mixed = [mixed[i] for i in rng.permutation(len(mixed))]
-    got = _assert_same(mixed)
-    assert got.n_exact < len(values) * 8  # most valid messages stayed on the fast path
+def test_every_mutation_gets_the_per_message_verdict(make_event, make_label):
+    for values in (_mutations(make_event, make_label), _packed_mutations(make_event, make_label)):
+        got = _assert_same(values)
+        assert len(got.errors) > 100 and got.events.num_rows > 3  # both outcomes are exercised
+        valid = [encode(make_event(i)) for i in range(10, 2010)]
+        rng = np.random.default_rng(2)
+        mixed = valid + values  # mixed into a large valid batch: each bad one isolated
+        mixed = [mixed[i] for i in rng.permutation(len(mixed))]
+        got = _assert_same(mixed)
+        assert got.events.num_rows >= 2000
+        kept = set(got.event_positions.tolist())
+        assert kept.isdisjoint(i for i, _ in got.errors)
+        assert len(kept) + len(got.errors) + got.labels.num_rows == len(mixed)
 
 
-def test_random_byte_corruption_matches_exact_decoder(make_event, make_label):
+def test_random_byte_corruption_gets_the_per_message_verdict(make_event, make_label):
     rng = np.random.default_rng(3)
-    base = list(_base(make_event, make_label).values())
+    base = [*_base(make_event, make_label).values(), *_base(make_event, make_label, 4).values()]
     values = []
     for _ in range(1500):
         raw = bytearray(base[rng.integers(len(base))])
@@ -150,7 +176,7 @@ def test_random_byte_corruption_matches_exact_decoder(make_event, make_label):
             elif op == 1:
                 del raw[pos]
             else:
-                raw.insert(pos, int(rng.choice(list(b'{}[]",:0123456789eE.-+ \\tnul'))))
+                raw.insert(pos, int(rng.choice(list(b'{}[]",:0123456789eE.-+ \\tnul\x80\xde\xc3'))))
         values.append(bytes(raw))
     got = _assert_same(values)
     assert got.errors and got.events.num_rows  # some survive a corruption (e.g. in a digit)
