@@ -1,19 +1,21 @@
 """Benchmark: Kafka -> DuckDB ingest, the decode-and-write path and end to end, apart.
 
-1. Decode and write, no broker: messages pre-serialised with ``collectors.wire.events.encode``
-   are fed in batches through ``monitor.ingest.decode.decode_batch`` and
-   ``Store.write_arrow`` (rows + offsets, one transaction per batch) into a new DuckDB
-   file. Goals on 2 cores: >= 200,000 score-only events/s, >= 20,000 events/s with
-   512-dimensional fp16 states. The skeleton's per-message path (``decode`` +
-   ``Store.write_batch``) runs on a slice of the same messages for the ratio.
+1. Decode and write, no broker: messages pre-serialised with ``collectors.wire.codec.encode``
+   (wire version 4, MessagePack) are cut into transactions as the ingester cuts them
+   (``batch_size`` records or ``MAX_BATCH_BYTES``, whichever first) and fed through
+   ``monitor.ingest.pipeline.prepare`` (``decode_batch``) and ``Store.write_arrow`` (rows +
+   offsets, one transaction each) into a new DuckDB file. Goals on 2 cores: >= 200,000
+   score-only events/s, >= 40,000 events/s with 512-dimensional fp16 states. The same
+   events as JSON (wire version 3, what earlier collectors write) run once for
+   comparison, and the per-message path (``decode`` + ``Store.write_batch``) on a slice.
 2. End to end: the same messages produced to the embedded Tansu broker (produce rate
    reported on its own), then consumed by ``monitor.ingest.consumer.Ingester`` from offset 0
    (consume + decode + write) until idle. Tansu's fetch path is part of this figure.
 
 Usage::
 
-    python bench/ingest.py            # 400k score-only, 60k with states; e2e 100k / 20k
-    python bench/ingest.py --quick    # 100k / 20k; e2e 20k / 5k (a smoke run)
+    python bench/ingest.py            # 600k score-only, 200k with states; e2e 200k / 40k
+    python bench/ingest.py --quick    # 150k / 40k; e2e 20k / 5k (a smoke run)
 
 Every figure is the best of ``--repeat`` runs (default 3; end to end: 1). The machine
 is shared: the load average at the start is printed; read ratios measured in this run.
@@ -36,13 +38,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from collectors.wire.codec import decode, encode
 from collectors.wire.events import ScoredEvent  # noqa: E402
+from monitor.ingest.consumer import DEFAULT_BATCH_SIZE, MAX_BATCH_BYTES  # noqa: E402
 from monitor.ingest.pipeline import WriteAhead, prepare, write  # noqa: E402
 from monitor.store.database import Store  # noqa: E402
 
-GOALS = {"score-only": 200_000, "512-d fp16 states": 20_000}
+GOALS = {"score-only": 200_000, "512-d fp16 states": 40_000}
 
 
-def messages(n: int, dim: int, seed: int = 0) -> list[bytes]:
+def messages(n: int, dim: int, seed: int = 0, version: int = 4) -> list[bytes]:
     """``n`` encoded events with random ids and scores; states of width ``dim`` (0: none)."""
     rng = np.random.default_rng(seed)
     conf = rng.uniform(size=n)
@@ -63,7 +66,8 @@ def messages(n: int, dim: int, seed: int = 0) -> list[bytes]:
                 answer="yes",
                 tag="route-a",
                 state=None if states is None else states[i],
-            )
+            ),
+            version,
         )
         for i in range(n)
     ]
@@ -78,16 +82,23 @@ class Record(NamedTuple):
 
 
 def polls(values: list[bytes], batch: int, partitions: int = 2) -> list[dict]:
-    """``values`` cut into poll results shaped as kafka-python returns them (round-robin)."""
+    """``values`` cut into transactions as the ingester cuts them (``batch`` records or
+    ``MAX_BATCH_BYTES``), each shaped as kafka-python's poll result (round-robin)."""
     from kafka import TopicPartition
 
     out = []
-    for k in range(0, len(values), batch):
+    k = 0
+    while k < len(values):
         poll: dict = {}
-        for j, v in enumerate(values[k : k + batch], start=k):
+        size = 0
+        j = k
+        while j < len(values) and j - k < batch and size < MAX_BATCH_BYTES:
             tp = TopicPartition("events", j % partitions)
-            poll.setdefault(tp, []).append(Record(j // partitions, v))
+            poll.setdefault(tp, []).append(Record(j // partitions, values[j]))
+            size += len(values[j])
+            j += 1
         out.append(poll)
+        k = j
     return out
 
 
@@ -180,15 +191,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, a smoke run")
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--batch", type=int, default=5000, help="messages per transaction")
+    parser.add_argument(
+        "--batch", type=int, default=DEFAULT_BATCH_SIZE, help="most messages per transaction"
+    )
     parser.add_argument("--partitions", type=int, default=2, help="end to end: partitions")
     parser.add_argument("--no-e2e", action="store_true", help="skip the broker runs")
     args = parser.parse_args()
-    sizes = {"score-only": (100_000, 20_000), "512-d fp16 states": (20_000, 5_000)}
+    sizes = {"score-only": (150_000, 20_000), "512-d fp16 states": (40_000, 5_000)}
     if not args.quick:
-        sizes = {"score-only": (400_000, 100_000), "512-d fp16 states": (60_000, 20_000)}
+        sizes = {"score-only": (600_000, 200_000), "512-d fp16 states": (200_000, 40_000)}
     print(f"cores: {os.cpu_count()}, load average at start: {os.getloadavg()[0]:.2f}")
-    print(f"batch {args.batch} messages per transaction, best of {args.repeat}")
+    print(
+        f"transactions of at most {args.batch:,} messages or {MAX_BATCH_BYTES >> 20} MiB, "
+        f"best of {args.repeat}"
+    )
     print("events/CPU-s: events per second of this process's CPU time (all threads)\n")
     for name, (n, n_e2e) in sizes.items():
         dim = 512 if "states" in name else 0
@@ -212,10 +228,17 @@ def main() -> None:
         print(
             f"    of which decode {n / t_dec:,.0f} events/CPU-s, write {n / t_wr:,.0f} events/CPU-s"
         )
+        legacy = messages(n, dim, version=3)
+        wall_j, _ = decode_and_write(legacy, args.batch)
+        print(
+            f"  the same events as JSON (wire version 3, {sum(map(len, legacy)) / n:,.0f} bytes): "
+            f"{n / wall_j:,.0f} events/s, pipelined; version 4 is {rate / (n / wall_j):.2f}x"
+        )
+        del legacy
         n_slow = max(n // 10, args.batch)
         wall_p, _ = decode_and_write(values[:n_slow], args.batch, "per-message")
         print(
-            f"  skeleton path (per-message decode + write_batch): {n_slow / wall_p:,.0f} "
+            f"  per-message path (decode + write_batch): {n_slow / wall_p:,.0f} "
             f"events/s; the pipelined batch path is {rate / (n_slow / wall_p):.1f}x faster"
         )
         if args.no_e2e:

@@ -131,8 +131,7 @@ def prepare(
     becomes a dead letter with its raw bytes, the error and its coordinates.
     """
     values: list[bytes | None] = []
-    sent_ms: list[int] = []
-    coords: list[tuple[str, int, int]] = []
+    spans: list[tuple[str, int, int, list]] = []  # topic, partition, first index, records
     offsets: dict[tuple[str, int], int] = {}
     first: dict[tuple[str, int], int] = {}
     for tp, records in polled.items():
@@ -140,29 +139,31 @@ def prepare(
             continue
         first[(tp.topic, tp.partition)] = records[0].offset
         offsets[(tp.topic, tp.partition)] = records[-1].offset + 1
+        spans.append((tp.topic, tp.partition, len(values), records))
         values += [rec.value for rec in records]
-        sent_ms += [-1 if rec.timestamp is None else int(rec.timestamp) for rec in records]
-        coords += [(tp.topic, tp.partition, rec.offset) for rec in records]
     if not values:
         return None
     decoded = decode_batch(values)
     now = time.time()
     if clock is not None:
+        sent_ms = [-1 if r.timestamp is None else int(r.timestamp) for *_, rs in spans for r in rs]
         clock.check(decoded, np.asarray(sent_ms, dtype=np.int64), now)
     if widths is not None:
         widths.check(decoded)
-    dead = [
-        DeadLetter(
-            raw=values[i] or b"",
-            error=error,
-            topic=coords[i][0],
-            partition=coords[i][1],
-            offset=coords[i][2],
-            ts=now,
-            topic_id=topic_ids.get(coords[i][0]) or "",
+    dead = []
+    for i, error in decoded.errors:
+        topic, partition, start, records = next(s for s in reversed(spans) if s[2] <= i)
+        dead.append(
+            DeadLetter(
+                raw=values[i] or b"",
+                error=error,
+                topic=topic,
+                partition=partition,
+                offset=records[i - start].offset,
+                ts=now,
+                topic_id=topic_ids.get(topic) or "",
+            )
         )
-        for i, error in decoded.errors
-    ]
     if dead:
         log.warning(
             "%d message(s) sent to dead_letters, first: %s:%d@%d: %s",

@@ -61,23 +61,36 @@ class IdIndex:
         """
         hashes = np.asarray(hashes, dtype=np.uint64)
         found = np.zeros(hashes.shape[0], dtype=bool)
+        if not self._runs or hashes.shape[0] == 0:
+            return found
+        needles = np.sort(hashes)  # sorted needles walk each run in order: cache-friendly
+        if not any(_hits(run, needles).any() for run in self._runs):
+            return found  # the usual batch: no candidate at all
         for run in self._runs:
-            pos = np.searchsorted(run, hashes)
-            inside = pos < run.shape[0]
-            found[inside] |= run[pos[inside]] == hashes[inside]
+            found |= _hits(run, hashes)
         return found
 
     def add(self, hashes: np.ndarray) -> None:
         """Index more hashes, shape (n,), uint64 (repeats are harmless)."""
-        run = np.unique(np.asarray(hashes, dtype=np.uint64))
+        run = np.sort(np.asarray(hashes, dtype=np.uint64))
         if run.shape[0] == 0:
             return
+        run = run[np.concatenate([[True], run[1:] != run[:-1]])]  # unique, as np.unique
         self._runs.append(run)
         while len(self._runs) > 1 and self._runs[-2].shape[0] <= 2 * self._runs[-1].shape[0]:
             top = self._runs.pop()
             merged = np.concatenate([self._runs[-1], top])
             merged.sort(kind="stable")  # timsort: a linear merge of the two sorted runs
             self._runs[-1] = merged
+
+
+def _hits(run: np.ndarray, hashes: np.ndarray) -> np.ndarray:
+    """Whether each of ``hashes`` is in the sorted ``run``."""
+    pos = np.searchsorted(run, hashes)
+    inside = pos < run.shape[0]
+    hit = np.zeros(hashes.shape[0], dtype=bool)
+    hit[inside] = run[pos[inside]] == hashes[inside]
+    return hit
 
 
 def batch_hashes(con: Any, table: str) -> np.ndarray:

@@ -118,11 +118,22 @@ def offsets_to_arrow(
     )
 
 
-def first_per_id(table: pa.Table) -> pa.Table:
-    """Keep the first row of each ``event_id`` (order preserved)."""
-    ids = table.column("event_id")
-    if table.num_rows < 2 or pc.count_distinct(ids).as_py() == table.num_rows:
+def first_per_id(con: Any, table: pa.Table) -> pa.Table:
+    """Keep the first row of each ``event_id`` (order preserved).
+
+    The usual batch has no duplicate, which DuckDB's ``count(DISTINCT)`` proves in a
+    few milliseconds (pyarrow's ``count_distinct`` of 122,880 ids takes 40x longer).
+    """
+    if table.num_rows < 2:
         return table
+    con.register("_ids", table.select(["event_id"]))
+    try:
+        distinct = con.execute("SELECT count(DISTINCT event_id) FROM _ids").fetchall()[0][0]
+    finally:
+        _unregister(con, "_ids")
+    if distinct == table.num_rows:
+        return table
+    ids = table.column("event_id")
     keep = np.unique(
         np.asarray(pc.dictionary_encode(ids).combine_chunks().indices), return_index=True
     )[1]
@@ -241,12 +252,12 @@ def write_tables(
     con.execute("BEGIN TRANSACTION")
     try:
         if events is not None and events.num_rows:
-            events = first_per_id(events)
+            events = first_per_id(con, events)
             with_states = states is not None and states.num_rows > 0
             new, hashes = _insert_events(con, events, archive_dir, archive_mark, with_states, index)
             inserted["events"] = new if isinstance(new, int) else new.num_rows
             if with_states and inserted["events"]:
-                states = first_per_id(states)
+                states = first_per_id(con, states)
                 if inserted["events"] < events.num_rows:
                     states = states.filter(pc.is_in(states.column("event_id"), new.column(0)))
                 inserted["states"] = _insert(con, "INSERT INTO states", states)
