@@ -194,7 +194,7 @@ class KafkaEmitter(ProducerLoop):
         Parameters
         ----------
         event : ScoredEvent or LabelEvent
-            The event; serialised now with :func:`collectors.wire.events.encode`.
+            The event; serialised now with :func:`collectors.wire.codec.encode`.
         topic : str, optional
             Overrides the emitter's default topic.
 

@@ -1,11 +1,12 @@
 """Kafka -> DuckDB ingest with exactly-once semantics and dead letters.
 
-The :class:`Ingester` assigns itself every partition of the events and labels
-topics by hand (no consumer group: Tansu's group join takes about 20 s), however
-many partitions the collectors spread over, or its static share of them
-(``kafka.assignment``: several ingesters, each with its own store), and seeks to
-the offsets stored in DuckDB, else to the beginning. The polls of up to ``linger_s``
-seconds are decoded as one batch (:func:`monitor.ingest.decode.decode_batch`); a
+The :class:`Ingester`'s :class:`~monitor.ingest.polling.Poller` assigns itself
+every partition of the events and labels topics by hand (no consumer group:
+Tansu's group join takes about 20 s), however many partitions the collectors
+spread over, or its static share of them (``kafka.assignment``: several
+ingesters, each with its own store), and seeks to the offsets stored in DuckDB,
+else to the beginning. The polls of up to ``linger_s`` seconds are decoded as
+one batch (:func:`monitor.ingest.decode.decode_batch`); a
 message that does not decode becomes a :class:`~monitor.store.schema.DeadLetter`
 (raw bytes, error, topic, partition, offset) and ingest goes on. Messages are
 routed by their ``kind``, not by topic. Rows and next offsets are written in one
@@ -24,10 +25,7 @@ import threading
 import time
 from typing import Any
 
-from collectors.transport.emitter import new_kafka_client
 from monitor.config.settings import KafkaConfig
-from monitor.ingest import assignment
-from monitor.ingest.admin import ensure_topics
 from monitor.ingest.clock import EventClock
 from monitor.ingest.pipeline import (  # noqa: F401 - IngestStats is part of this module's API
     IngestStats,
@@ -39,18 +37,13 @@ from monitor.ingest.pipeline import (  # noqa: F401 - IngestStats is part of thi
     stats_of,
     write,
 )
+from monitor.ingest.polling import DEFAULT_BATCH_SIZE, MAX_BATCH_BYTES, Poller  # noqa: F401
 from monitor.ingest.widths import StateWidths, store_lookup
 from monitor.store.database import Store
 
 log = logging.getLogger(__name__)
 
-
 DEFAULT_CLOCK = EventClock()  # frozen: shared safely
-DEFAULT_BATCH_SIZE = 122_880
-"""Records per transaction at most: one DuckDB row group, which DuckDB writes straight to the
-file instead of through its write-ahead log (``bench/ingest.py``)."""
-MAX_BATCH_BYTES = 64 << 20
-"""Message bytes per transaction at most (about 50,000 events with 512-d states)."""
 
 
 class Ingester:
@@ -105,101 +98,26 @@ class Ingester:
         pipelined: bool = True,
         clock: EventClock | None = DEFAULT_CLOCK,
     ) -> None:
-        if int(batch_size) < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        if not linger_s >= 0:
-            raise ValueError(f"linger_s must be >= 0 seconds, got {linger_s}")
         self.kafka = kafka
         self.store = store
-        self.batch_size = int(batch_size)
-        self.linger_s = float(linger_s)
+        self.poller = Poller(
+            kafka, store, batch_size, linger_s, create_topics, refresh_s, connect_timeout_s
+        )
+        self.batch_size = self.poller.batch_size
         self._widths = StateWidths(store_lookup(store))
         self.clock = clock
-        self.create_topics = create_topics
-        self.refresh_s = refresh_s
-        self.connect_timeout_s = connect_timeout_s
-        self.topics = [kafka.topics.events, kafka.topics.labels]
         self.totals = IngestStats()
-        self._consumer: Any = None
-        self._refreshed_at = float("-inf")
-        self._topic_ids: dict[str, str | None] = {}
         self.pipelined = pipelined
         self._writer = WriteAhead(lambda batch: write(self.store, batch))
 
-    # -- assignment -------------------------------------------------------------
-    def _ensure_consumer(self) -> Any:
-        if self._consumer is None:
-            from kafka import KafkaConsumer
-
-            kwargs = self.kafka.client_kwargs()
-            kwargs["bootstrap_timeout_ms"] = int(self.connect_timeout_s * 1000)
-            if self.create_topics:
-                # a shared assignment needs at least one partition per ingester
-                ensure_topics(kwargs, self.topics, partitions=self.kafka.assignment.members)
-            self._consumer = new_kafka_client(
-                KafkaConsumer,
-                **kwargs,
-                group_id=None,
-                enable_auto_commit=False,
-                auto_offset_reset="earliest",
-                max_poll_records=self.batch_size,
-                fetch_max_wait_ms=100,  # the default 500 ms idles between small fetches
-                max_partition_fetch_bytes=8 << 20,
-                fetch_max_bytes=64 << 20,
-            )
-        if time.monotonic() - self._refreshed_at > self.refresh_s:
-            self._assign()
-        return self._consumer
-
-    def _assign(self) -> None:
-        share = (self.kafka.assignment.member, self.kafka.assignment.members)
-        assignment.assign(self._consumer, self.topics, self.store, self._topic_ids, share)
-        self._refreshed_at = time.monotonic()
-
-    def _restart_topics(self, topics: set[str], firsts: dict[tuple[str, int], int]) -> None:
-        """Read recreated topics from their beginning; put the other polled records back."""
-        from kafka import TopicPartition
-
-        consumer = self._consumer
-        for (topic, partition), offset in firsts.items():
-            consumer.seek(TopicPartition(topic, partition), offset)
-        self._drain()  # the write in flight holds offsets of the old topic
-        for topic in sorted(topics):
-            log.warning("topic %s was recreated on the broker: reading it from the start", topic)
-            self.store.clear_offsets(topic)
-            tps = [tp for tp in consumer.assignment() if tp.topic == topic]
-            if tps:
-                consumer.seek_to_beginning(*tps)
-        self._refreshed_at = float("-inf")  # pick up the new topic's partitions
-
     # -- polling ----------------------------------------------------------------
     def _prepare(self, timeout_s: float) -> PreparedBatch | None:
-        """Poll until a transaction's worth of records is in hand, and decode them (no write).
-
-        The first poll waits up to ``timeout_s``; later ones take what arrives within
-        ``linger_s`` of the first, until ``batch_size`` records or :data:`MAX_BATCH_BYTES`.
-        """
+        """Poll a transaction's worth of records (:meth:`Poller.poll`) and decode them."""
         t0 = time.perf_counter()
-        consumer = self._ensure_consumer()
-        polled: dict = {}
-        n = size = 0
-        wait_s = timeout_s
-        while True:
-            more = consumer.poll(timeout_ms=int(wait_s * 1000), max_records=self.batch_size - n)
-            recreated = assignment.recreated_topics(consumer, self.topics, self._topic_ids)
-            for tp, records in more.items():
-                polled.setdefault(tp, []).extend(records)
-            if recreated:  # records fetched at stale positions of a new topic: drop them
-                firsts = {(tp.topic, tp.partition): r[0].offset for tp, r in polled.items() if r}
-                self._restart_topics(recreated, {k: v for k, v in firsts.items() if k[0] not in
-                                                 recreated})  # fmt: skip
-                return None
-            n += sum(map(len, more.values()))
-            size += sum(len(r.value or b"") for rs in more.values() for r in rs)
-            wait_s = self.linger_s - (time.perf_counter() - t0)
-            if not more or n >= self.batch_size or size >= MAX_BATCH_BYTES or wait_s <= 0:
-                break
-        return prepare(polled, self._topic_ids, t0, self._widths, self.clock)
+        polled = self.poller.poll(timeout_s, before_restart=self._drain)
+        if polled is None:
+            return None
+        return prepare(polled, self.poller.topic_ids, t0, self._widths, self.clock)
 
     def _collect(self, batch: PreparedBatch | None) -> IngestStats:
         """Stats of a written batch, added to :attr:`totals`."""
@@ -208,8 +126,8 @@ class Ingester:
         return stats
 
     def _rewind(self, failed: WriteFailed) -> None:
-        if self._consumer is not None:
-            rewind(self._consumer, failed)
+        if self.poller.consumer is not None:
+            rewind(self.poller.consumer, failed)
 
     def _drain(self) -> IngestStats:
         """Wait for the write in flight; on failure rewind and raise the write's error."""
@@ -262,7 +180,7 @@ class Ingester:
 
     def lag(self) -> dict[tuple[str, int], int]:
         """Messages behind per assigned (topic, partition), from the last fetch's high watermark."""
-        return {} if self._consumer is None else assignment.lag(self._consumer)
+        return self.poller.lag()
 
     def run_until_idle(self, idle_s: float = 1.0, max_s: float = 60.0) -> IngestStats:
         """Poll until nothing arrives for ``idle_s`` seconds or ``max_s`` seconds pass.
@@ -330,7 +248,7 @@ class Ingester:
             except (KafkaError, OSError) as exc:
                 log.warning("ingest: broker error %r; retrying in %.1f s", exc, delay)
                 total = total + self._drain()
-                self._reset_consumer()
+                self.poller.reset()
                 stop_event.wait(delay)
                 delay = min(2 * delay, backoff_s[1])
                 if on_poll is not None:  # time limits and idle exits still apply offline
@@ -342,21 +260,12 @@ class Ingester:
         total.seconds = time.monotonic() - start
         return total
 
-    def _reset_consumer(self) -> None:
-        if self._consumer is not None:
-            try:
-                self._consumer.close()
-            except Exception:  # noqa: BLE001 - already broken
-                log.debug("error closing a failed consumer", exc_info=True)
-        self._consumer = None
-        self._refreshed_at = float("-inf")
-
     def close(self) -> None:
         """Finish the write in flight and close the Kafka consumer (offsets live in the store)."""
         try:
             self._writer.close()
         finally:
-            self._reset_consumer()
+            self.poller.reset()
 
     def __enter__(self) -> Ingester:
         return self

@@ -22,6 +22,7 @@ def test_collector_and_emitter_from_config(tiny_llava, tmp_path):
                     "spill_path": str(tmp_path / "spill.bin"),
                     "spill_max_bytes": 10_000,
                     "producer_queue_size": 7,
+                    "wire_version": 3,
                 },
             }
         }
@@ -36,5 +37,6 @@ def test_collector_and_emitter_from_config(tiny_llava, tmp_path):
     try:
         assert emitter.queue_size == 7 and emitter.topic == "vlm-monitor.events"
         assert emitter._spill.max_bytes == 10_000
+        assert emitter.wire_version == 3  # JSON, for a monitor of an earlier release
     finally:
         emitter.close(timeout_s=0.1)

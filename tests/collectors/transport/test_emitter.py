@@ -40,6 +40,12 @@ def test_constructor_validates():
         KafkaEmitter("t", queue_size=0)
 
 
+@pytest.mark.parametrize("version", [0, 1, 5, "4", 4.5, None])
+def test_unknown_wire_version_refused(version):
+    with pytest.raises(ValueError, match=r"wire_version must be one of \(2, 3, 4\)"):
+        KafkaEmitter("t", wire_version=version)
+
+
 def test_no_broker_emit_never_blocks_and_counts_drops(make_event):
     emitter = KafkaEmitter(
         "t",
@@ -101,6 +107,20 @@ def test_close_flushes_everything_to_the_broker(broker, topic_prefix, make_event
     assert [decode(r.value) for r in _consume_all(broker.bootstrap_servers, labels, 1)] == [
         make_label(7)
     ]
+
+
+@pytest.mark.parametrize(("version", "is_json"), [(4, False), (3, True), (2, True)])
+def test_wire_version_sets_the_encoding(broker, topic_prefix, make_event, version, is_json):
+    """Version 4 is MessagePack (a map's first byte); 2 and 3 are JSON for older monitors."""
+    topic = f"{topic_prefix}-events"
+    ensure_topics({"bootstrap_servers": broker.bootstrap_servers}, [topic], partitions=1)
+    emitter = KafkaEmitter(topic, bootstrap_servers=broker.bootstrap_servers, wire_version=version)
+    events = [make_event(i) for i in range(5)]
+    assert all(emitter.emit(e) for e in events)
+    emitter.close(timeout_s=20)
+    records = _consume_all(broker.bootstrap_servers, topic, expected=5)
+    assert [r.value.startswith(b"{") for r in records] == [is_json] * 5
+    assert [decode(r.value) for r in records] == events
 
 
 def test_events_wait_in_queue_until_broker_starts(tmp_path, topic_prefix, make_event):

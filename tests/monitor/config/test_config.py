@@ -137,6 +137,10 @@ def test_environment_variables_expand_and_a_missing_one_names_the_key(tmp_path, 
         ({"kafka": {"topics": {"labels": "a b"}}}, "topics.labels"),
         ({"routing": {"gray_zone_action": "majority_vote"}}, "routing.gray_zone_action"),
         ({"routing": {"gray_zone_action": "self_consistency_k0"}}, "routing.gray_zone_action"),
+        ({"kafka": {"wire_version": 5}}, "kafka.wire_version"),
+        ({"kafka": {"wire_version": 2}}, "kafka.wire_version"),
+        ({"store": {"ingest_batch_size": 0}}, "store.ingest_batch_size"),
+        ({"store": {"ingest_linger_s": -1}}, "store.ingest_linger_s"),
     ],
 )
 def test_values_that_would_fail_at_run_time_fail_at_load(patch, key):

@@ -200,6 +200,51 @@ def test_run_stops_on_event_and_survives_no_broker(tmp_store, topic_prefix):
     ingester.close()
 
 
-def test_batch_size_validated(tmp_store):
+@pytest.mark.parametrize("batch_size", [0, -3])
+def test_batch_size_validated(tmp_store, batch_size):
     with pytest.raises(ValueError, match="batch_size must be >= 1"):
-        Ingester(KafkaConfig(), tmp_store, clock=None, batch_size=0)
+        Ingester(KafkaConfig(), tmp_store, clock=None, batch_size=batch_size)
+
+
+@pytest.mark.parametrize("linger_s", [-0.1, float("nan")])
+def test_linger_validated(tmp_store, linger_s):
+    with pytest.raises(ValueError, match="linger_s must be >= 0 seconds"):
+        Ingester(KafkaConfig(), tmp_store, clock=None, linger_s=linger_s)
+
+
+def _trickle(kafka: KafkaConfig, groups, gap_s: float) -> threading.Thread:
+    """Send each group of events, flushed, ``gap_s`` seconds after the previous one."""
+
+    def send() -> None:
+        producer = KafkaProducer(**kafka.client_kwargs())
+        for group in groups:
+            for event in group:
+                producer.send(kafka.topics.events, encode(event))
+            producer.flush(10)
+            threading.Event().wait(gap_s)
+        producer.close(10)
+
+    thread = threading.Thread(target=send)
+    thread.start()
+    return thread
+
+
+@pytest.mark.parametrize("linger_s", [0.0, 3.0])
+def test_linger_gathers_polls_into_one_transaction(
+    broker, topic_prefix, tmp_store, make_event, linger_s
+):
+    """Records arriving within ``linger_s`` of the first share one transaction."""
+    kafka = _kafka(broker, topic_prefix)
+    groups = [[make_event(10 * g + i) for i in range(10)] for g in range(5)]
+    with Ingester(kafka, tmp_store, clock=None, linger_s=linger_s) as ingester:
+        ingester.poll_once(timeout_s=5)  # topics created and assigned before the first send
+        thread = _trickle(kafka, groups, gap_s=0.2)
+        first = ingester.poll_once(timeout_s=10)
+        thread.join(30)
+        if linger_s:  # every group arrived within the linger: one transaction
+            assert (first.n_messages, first.n_events) == (50, 50)
+        else:  # the first poll's records only, the rest in later transactions
+            assert 0 < first.n_messages < 50
+            rest = ingester.run_until_idle(idle_s=1.0, max_s=30)
+            assert first.n_events + rest.n_events == 50
+    assert tmp_store.counts()["events"] == 50

@@ -79,3 +79,34 @@ def test_read_only_open_refuses_an_unmigrated_file(tmp_path):
     _v1_file(path)
     with pytest.raises(StoreError, match="open it once read-write to migrate it"):
         Store(path, read_only=True)
+
+
+def _state_compressions(query):
+    """Compressions of the ``state`` column's segments; ``query(sql)`` returns rows."""
+    rows = query(
+        "SELECT DISTINCT compression FROM pragma_storage_info('states') "
+        "WHERE column_name = 'state' AND segment_type = 'BLOB'"
+    )
+    return {r[0] for r in rows}
+
+
+def test_migrated_states_are_stored_uncompressed(tmp_path):
+    """Repetitive states, which DuckDB would compress, stay uncompressed after the migration."""
+    path = tmp_path / "old.duckdb"
+    _v1_file(path)
+    with Store(path) as store:
+        store.execute(
+            "INSERT INTO states SELECT 'ev-' || i, 100.0, 4, '\\x00\\x3c\\x00\\x3c'::BLOB "
+            "FROM range(5000) t(i)"
+        )
+        store.execute("CHECKPOINT")
+        assert _state_compressions(store.execute) == {"Uncompressed"}
+        assert store.execute("SELECT count(*) FROM states") == [(5003,)]  # three carried over
+    con = duckdb.connect()  # the same rows without the column's setting are compressed
+    con.execute("CREATE TABLE states (event_id VARCHAR, ts DOUBLE, dim INTEGER, state BLOB)")
+    con.execute(
+        "INSERT INTO states SELECT 'ev-' || i, 100.0, 4, '\\x00\\x3c\\x00\\x3c'::BLOB "
+        "FROM range(5000) t(i)"
+    )
+    con.execute("CHECKPOINT")
+    assert _state_compressions(lambda q: con.execute(q).fetchall()) != {"Uncompressed"}
