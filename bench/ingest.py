@@ -50,7 +50,7 @@ def messages(n: int, dim: int, seed: int = 0, version: int = 4) -> list[bytes]:
     rng = np.random.default_rng(seed)
     conf = rng.uniform(size=n)
     states = rng.normal(size=(n, dim)).astype(np.float32) if dim else None
-    t0 = 1_800_000_000.0
+    t0 = time.time() - 3600.0 - n * 0.001  # the last hour: within the ingester's clock bounds
     return [
         encode(
             ScoredEvent(
