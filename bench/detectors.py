@@ -3,7 +3,7 @@
 1. Score drift: KL + PSI (fit on the reference, score the current window) and ECE
    on N labelled events, in numpy and as the daemon computes them (bins in DuckDB),
    against evidently's ``ValueDrift(method="kl_div")`` on the same N vs N rows (goal:
-   at least 20x faster). evidently's import is timed apart.
+   at least 20x faster on the daemon's path). evidently's import is timed apart.
    Then the daemon's whole drift run on one window of 10M and of 100M events generated
    in DuckDB: time and peak memory (``bench/sql_window.py``).
 2. Pooled-state drift on 5,000 x 4,096 float32 states: MMD (PCA fit on the
@@ -112,9 +112,10 @@ def bench_scores(n: int, repeat: int) -> dict[str, float]:
     print(f"ours, windows binned once            {t_shared:8.3f} s   same numbers")
     print(f"ours in DuckDB (the daemon's path)   {t_sql:8.3f} s   same numbers (SQL bins)")
     print(f"evidently import (once per process)  {t_import:8.3f} s")
-    print(f"ratio evidently / ours               {t_evidently / t_ours:8.1f}x  (goal >= 20x)")
+    print(f"ratio evidently / ours               {t_evidently / t_ours:8.1f}x")
     print(f"ratio evidently / ours, binned once  {t_evidently / t_shared:8.1f}x")
-    print(f"ratio evidently / ours in DuckDB     {t_evidently / t_sql:8.1f}x")
+    ratio = t_evidently / t_sql
+    print(f"ratio evidently / ours in DuckDB     {ratio:8.1f}x  (goal >= 20x: {ratio / 20:.2f})")
     return {"ours": t_ours, "shared": t_shared, "evidently": t_evidently, "import": t_import}
 
 
