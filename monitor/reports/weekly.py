@@ -38,15 +38,15 @@ from typing import Any
 
 import numpy as np
 
-from detectors.scores.kl import KLDivergence
 from monitor.config.durations import parse_duration
 from monitor.config.settings import Config
 from monitor.detection.reference import state_reference
 from monitor.detection.scoring import Failure, score_window
 from monitor.reports import plots
+from monitor.reports.kl_trend import kl_trend
 from monitor.reports.story import model_stories, story_html
 from monitor.reports.weekly_html import alerts_html, section_html, utc
-from monitor.store import alert_queries, queries, timeline
+from monitor.store import aggregates, alert_queries, queries, timeline
 
 DAY = 86400.0
 HISTORY_WEEKS = 4
@@ -161,6 +161,13 @@ def write_weekly_report(
     main = max(sections, key=lambda s: s["summary"]["n_events"])
     from monitor.reports.drift_report import write_html_report  # evidently stays lazy
 
+    n_ref, n_cur = (len(main["evidently"][i]["confidence"]) for i in (0, 1))
+    sampled = (
+        f" (on hash samples of {n_ref:,} reference and {n_cur:,} current events)"
+        if max(n_ref, n_cur) >= cfg.reliability_monitor.monitoring.sample_rows
+        else ""
+    )
+
     page = write_html_report(
         main["evidently"][0],
         main["evidently"][1],
@@ -169,7 +176,8 @@ def write_weekly_report(
         title=f"vlm-monitor weekly report {week}",
         extra_html=f"<section class='vlm-monitor'><h1>vlm-monitor weekly report {week}</h1>"
         f"<p class='note'>{utc(start)} to {utc(end)}; evidently's comparison of the score "
-        f"distributions of {main['summary']['subject']} follows the sections.</p></section>" + body,
+        f"distributions of {main['summary']['subject']}{sampled} follows the sections.</p>"
+        "</section>" + body,
         detector_section=False,
     )
     return WeeklyReport(page, summary_path, figures, summary)
@@ -192,37 +200,14 @@ def _subject_week(
         f"{f.detector} failed on {f.name}: {f.error}" for f in scored if isinstance(f, Failure)
     ]
     history = (end - HISTORY_WEEKS * 7 * DAY, end)
-    kl = KLDivergence(
-        threshold=mon.kl_divergence_threshold,
-        n_bins=mon.kl_bins,
-        epsilon=mon.kl_epsilon,
-        value_range=(0.0, 1.0),
-    )
-    kl.min_samples = mon.min_window_events
-    kl.fit(queries.scores(store, subject, *ref, column="confidence"))
-    span = max(1, round(parse_duration(mon.detection_window) / DAY))
-    hist = queries.daily_histograms(
-        store, subject, history[0] - (span - 1) * DAY, history[1], kl.bin_edges_
-    )
-    daily = {d["day_start"]: d for d in queries.daily_stats(store, subject, *history)}
+    daily = {d["day_start"]: d for d in timeline.daily_stats(store, subject, *history)}
     days = sorted(daily)
-    kl_daily = {d: _trailing_kl(kl, hist, d, span) for d in days}
+    trend = kl_trend(mon, store, subject, ref, (start, end), history, days)
     slug = plots.slug(subject.name.replace("*", "all"))
-    points, kl_points, title, week_shade = days, kl_daily, None, (start, end)
-    traffic = timeline.subject_span(store, subject, start, end)
-    if traffic is not None and traffic[1] - traffic[0] < 2 * DAY:  # hours: a finer trend
-        step = timeline.bucket_width(*traffic)
-        hist = queries.daily_histograms(store, subject, traffic[0] - 5 * step, end,
-                                        kl.bin_edges_, width=step)  # fmt: skip
-        points = sorted(b for b in hist if start <= b < end)
-        kl_points = {b: _trailing_kl(kl, hist, b, 6, step) for b in points}
-        title = (f"KL divergence of the confidence, trailing {plots.width_label(6 * step)}, "
-                 f"every {plots.width_label(step)}")  # fmt: skip
-        week_shade = None
     figures = [
         plots.kl_png(
-            points, [kl_points.get(d) for d in points], kl.threshold,
-            assets / f"kl-{slug}.png", week_shade, title=title,
+            trend.points, [trend.values.get(d) for d in trend.points], trend.threshold,
+            assets / f"kl-{slug}.png", trend.week_shade, title=trend.title,
         ),
     ]  # fmt: skip
     ece = next((r for r in results if r.detector == "calibration_error"), None)
@@ -238,13 +223,13 @@ def _subject_week(
         "results": [{"signal": s.signal, **s.result.as_dict()} for s in ok],
         "errors": errors,
         "accuracy": None if acc is None else {k: acc.details.get(k) for k in _ACC_KEYS},
-        "daily": [{**daily[d], "kl_divergence": kl_daily.get(d)} for d in days],
-        "kl_over_time": [{"start": p, "kl_divergence": kl_points.get(p)} for p in points],
+        "daily": [{**daily[d], "kl_divergence": trend.daily.get(d)} for d in days],
+        "kl_over_time": [{"start": p, "kl_divergence": trend.values.get(p)} for p in trend.points],
     }
-    columns = {c: queries.scores(store, subject, *ref, column=c) for c in queries.SCORE_COLUMNS}
-    current = {
-        c: queries.scores(store, subject, start, end, column=c) for c in queries.SCORE_COLUMNS
-    }
+    # evidently's table on bounded samples (the whole window when it is smaller)
+    n, cols = mon.sample_rows, queries.SCORE_COLUMNS
+    columns = {c: aggregates.sample(store, subject, *ref, c, n) for c in cols}
+    current = {c: aggregates.sample(store, subject, start, end, c, n) for c in cols}
     return {
         "subject": subject,
         "results": [s.result for s in ok if s.signal == "confidence"],
@@ -253,18 +238,6 @@ def _subject_week(
         "figures": figures,
         "evidently": (columns, current),
     }
-
-
-def _trailing_kl(
-    kl: KLDivergence, hist: dict[float, np.ndarray], day: float, span: int, step: float = DAY
-):
-    """KL of the ``span`` buckets of ``step`` seconds ending with the one starting at ``day``
-    (by default days: the detection window, evaluated daily)."""
-    counts = sum(
-        (hist[d] for d in (day - i * step for i in range(span)) if d in hist),
-        np.zeros(kl.n_bins, dtype=np.int64),
-    )
-    return kl.score_counts(counts, window=(day - (span - 1) * step, day + step)).statistic
 
 
 _ACC_KEYS = (

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from monitor.store.queries import _layout, window_clause
+from monitor.store.queries import Subject, _layout, window_clause
 
 WIDTHS = (300.0, 900.0, 3600.0, 6 * 3600.0, 86400.0)
 """Bucket widths, seconds, finest first."""
@@ -181,3 +181,46 @@ def route_counts(store: Any, model_id: str, start: float, end: float) -> dict[st
     if n_c:
         gray["mean_consistency"] = total_c / n_c
     return {"final": dict(sorted(final.items(), key=lambda kv: -kv[1])), "gray_zone": gray}
+
+
+def daily_stats(
+    store: Any, subject: Subject, start: float, end: float
+) -> list[dict[str, float | int | None]]:
+    """Per-day counts and accuracies, one dict per UTC day in ``[start, end)`` with events.
+
+    Returns
+    -------
+    list of dict
+        ``day_start`` (epoch seconds), ``n_events``, ``mean_confidence`` (the
+        label-free accuracy estimate), ``n_labelled``, ``labelled_accuracy`` and
+        ``confidence_on_labelled`` (None without labels).
+    """
+    events, _ = _layout(store)
+    where, params = subject.where()
+    win, wparams = window_clause(start, end)
+    day = "floor(ts / 86400) * 86400"
+    ev = store.execute(
+        f"SELECT {day} AS d, count(*), avg(confidence) FROM {events} "
+        f"WHERE {where} AND {win} GROUP BY d ORDER BY d",
+        params + wparams,
+    )
+    lab = store.execute(
+        f"SELECT {day} AS d, count(*), avg(CAST(correct AS DOUBLE)), avg(confidence) "
+        f"FROM labelled_events WHERE {where} AND {win} GROUP BY d",
+        params + wparams,
+    )
+    by_day = {float(d): (int(n), acc, conf) for d, n, acc, conf in lab}
+    out = []
+    for d, n, mean_conf in ev:
+        n_lab, acc, conf_lab = by_day.get(float(d), (0, None, None))
+        out.append(
+            {
+                "day_start": float(d),
+                "n_events": int(n),
+                "mean_confidence": float(mean_conf),
+                "n_labelled": n_lab,
+                "labelled_accuracy": None if acc is None else float(acc),
+                "confidence_on_labelled": None if conf_lab is None else float(conf_lab),
+            }
+        )
+    return out

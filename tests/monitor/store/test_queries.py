@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 import pytest
 
 from collectors.wire.events import LabelEvent, ScoredEvent
-from monitor.store import alert_queries, queries
+from monitor.store import alert_queries, bins, queries, timeline
 from monitor.store.queries import Subject
 
 DAY = 86400.0
@@ -103,16 +104,26 @@ def test_states_of_several_widths_raise(store):
         queries.states(store, Subject("m", "v1"), None, None)
 
 
-def test_daily_histograms_equal_numpy_bins_per_day(store):
+@pytest.mark.parametrize("width", [DAY, 6 * 3600.0])
+def test_bucket_histograms_equal_numpy_bins_per_bucket(store, width):
     edges = np.linspace(0.0, 1.0, 11)
-    hist = queries.daily_histograms(store, Subject("m", "v1"), T0, T0 + 3 * DAY, edges)
-    conf = 0.05 + 0.015 * np.arange(60)
+    hist = bins.bucket_histograms(
+        store, Subject("m", "v1"), T0, T0 + 3 * DAY, "confidence", edges, width
+    )
+    conf = 0.05 + 0.015 * np.arange(60)  # some on the edges: 0.2, 0.35, 0.5, ...
     ts = T0 + np.arange(60) * 3600.0
-    assert list(hist) == [T0, T0 + DAY, T0 + 2 * DAY]
-    for day, counts in hist.items():
-        expected, _ = np.histogram(conf[(ts >= day) & (ts < day + DAY)], bins=edges)
+    assert list(hist) == [T0 + i * width for i in range(math.ceil(60 * 3600.0 / width))]
+    for start, (counts, clipped) in hist.items():
+        expected, _ = np.histogram(conf[(ts >= start) & (ts < start + width)], bins=edges)
         np.testing.assert_array_equal(counts, expected)
-    stats = queries.daily_stats(store, Subject("m", "v1"), T0, T0 + DAY)
+        assert clipped == 0
+    with pytest.raises(ValueError, match="width must be > 0"):
+        bins.bucket_histograms(store, Subject("m", "v1"), T0, T0 + DAY, "confidence", edges, 0.0)
+
+
+def test_daily_stats(store):
+    conf = 0.05 + 0.015 * np.arange(60)
+    stats = timeline.daily_stats(store, Subject("m", "v1"), T0, T0 + DAY)
     assert stats[0]["n_events"] == 24 and stats[0]["n_labelled"] == 12
     assert stats[0]["mean_confidence"] == pytest.approx(conf[:24].mean())
     assert stats[0]["labelled_accuracy"] == pytest.approx(0.5)
