@@ -152,13 +152,18 @@ def hostile(broker, tmp: Path, cfg: Path, topics: dict, rng) -> bool:
     """Poison messages and re-stamped copies; print the counts; True when nothing was lost."""
     import json
 
+    import msgspec
     from kafka import KafkaProducer
 
     good = [event(10_000_000 + i) for i in range(2_000)]
     wide = [ScoredEvent(**{**event(20_000_000 + i).__dict__, "state": [0.1] * 8}) for i in range(3)]
     odd = ScoredEvent(**{**event(20_000_100).__dict__, "state": [0.1] * 3})
-    body = json.loads(encode(good[0]))
+    body = json.loads(encode(good[0], 3))  # JSON, as collectors of earlier releases write
+    packed = msgspec.msgpack.decode(encode(good[1]))  # MessagePack, wire version 4
     poison = [
+        encode(good[2])[:40],  # truncated
+        msgspec.msgpack.encode({**packed, "event_id": "p-type", "confidence": "high"}),
+        msgspec.msgpack.encode({**packed, "event_id": "p-version", "schema_version": 99}),
         b"[" * 50_000 + b"]" * 50_000,
         b'{"kind":"event","schema_version":2,"ts":' + b"9" * 6_000 + b"}",
         b"{" + b" " * (2 << 20) + b"}",
