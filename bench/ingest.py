@@ -187,7 +187,7 @@ def best(fn, repeat: int) -> tuple[float, float]:
     return min((fn() for _ in range(repeat)), key=lambda r: r[0])
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, a smoke run")
     parser.add_argument("--repeat", type=int, default=3)
@@ -196,9 +196,13 @@ def main() -> None:
     )
     parser.add_argument("--partitions", type=int, default=2, help="end to end: partitions")
     parser.add_argument("--no-e2e", action="store_true", help="skip the broker runs")
-    args = parser.parse_args()
+    parser.add_argument("--events", type=int, help="N score-only messages, N/4 with states")
+    args = parser.parse_args(argv)
     sizes = {"score-only": (150_000, 20_000), "512-d fp16 states": (40_000, 5_000)}
-    if not args.quick:
+    if args.events:
+        n = args.events
+        sizes = {"score-only": (n, n // 4), "512-d fp16 states": (n // 4, n // 16)}
+    elif not args.quick:
         sizes = {"score-only": (600_000, 200_000), "512-d fp16 states": (200_000, 40_000)}
     print(f"cores: {os.cpu_count()}, load average at start: {os.getloadavg()[0]:.2f}")
     print(
