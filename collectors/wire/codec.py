@@ -143,6 +143,10 @@ def decode_message(raw: bytes) -> WireMessage:
         raise EventDecodeError(_explain(str(exc), packed)) from None
     except msgspec.DecodeError as exc:
         raise EventDecodeError(f"not {_FORMATS[packed]}: {exc}") from None
+    except UnicodeDecodeError as exc:  # msgspec < 0.19 raises it for a MessagePack string
+        raise EventDecodeError(
+            f"not {_FORMATS[packed]}: Invalid UTF-8 encoded string ({exc.reason})"
+        ) from None
     except (RecursionError, MemoryError, OverflowError, ValueError) as exc:
         raise EventDecodeError(f"not decodable {_FORMATS[packed]}: {str(exc)[:200]}") from None
 
