@@ -293,23 +293,8 @@ class ReliabilityCollector:
         ValueError
             ``scores`` and ``answers`` (or ``tags``, or ``event_ids``) differ in length.
         """
-        if len(scores) != len(answers):
-            raise ValueError(f"{len(scores)} scores but {len(answers)} answers")
-        tag_list = [tags] * len(scores) if isinstance(tags, str) else list(tags)
-        if len(tag_list) != len(scores):
-            raise ValueError(f"{len(scores)} scores but {len(tag_list)} tags")
-        if event_ids is not None and len(event_ids) != len(scores):
-            raise ValueError(f"{len(scores)} scores but {len(event_ids)} event ids")
-        events = to_events(
-            scores,
-            answers,
-            tag_list,
-            self.model_id,
-            self.probe.version,
-            self.layer,
-            self.probe.pooling,
-            event_ids,
-        )
+        events = to_events(scores, answers, tags, self.model_id, self.probe.version,
+                           self.layer, self.probe.pooling, event_ids)  # fmt: skip
         if self.emitter is not None:
             for event in events:
                 if event is not None:

@@ -54,7 +54,7 @@ class Score:
 def to_events(
     scores: Sequence[Score],
     answers: Sequence[str],
-    tags: Sequence[str],
+    tags: Sequence[str] | str,
     model_id: str,
     probe_version: str,
     layer: int,
@@ -63,14 +63,24 @@ def to_events(
 ) -> list[ScoredEvent | None]:
     """One :class:`ScoredEvent` per scored request, ``None`` for an unscored one (aligned).
 
-    Lengths are the caller's to check; every event is stamped with the same time
-    (seconds since the epoch). ``event_ids`` gives each event its id (a client's
-    request id, so labels join); ``None`` entries, or no list, get fresh random ids.
-    Each event carries the final route and, after self-consistency, its agreement
-    and K (wire version 3).
+    Every event is stamped with the same time (seconds since the epoch). ``tags``:
+    one per request, or one string for all. ``event_ids`` gives each event its id (a
+    client's request id, so labels join); ``None`` entries, or no list, get fresh
+    random ids. Each event carries the final route and, after self-consistency, its
+    agreement and K.
+
+    Raises
+    ------
+    ValueError
+        ``scores`` and ``answers`` (or ``tags``, or ``event_ids``) differ in length.
     """
+    n = len(scores)
+    tags = [tags] * n if isinstance(tags, str) else list(tags)
+    ids = list(event_ids) if event_ids is not None else [None] * n
+    for name, values in (("answers", answers), ("tags", tags), ("event ids", ids)):
+        if len(values) != n:
+            raise ValueError(f"{n} scores but {len(values)} {name}")
     now = time.time()
-    ids = list(event_ids) if event_ids is not None else [None] * len(scores)
     return [
         None
         if not s.scored
