@@ -51,6 +51,13 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _uniform(column: str, stream: int) -> str:
+    """SQL for a uniform draw in [0, 1) fixed by ``column`` and ``stream``: the same window on
+    every run and every thread count (DuckDB's ``random()`` is seeded per thread). Streams 0
+    and 1 hash disjoint integers (``hash(x, s)`` of two arguments is correlated across ``s``)."""
+    return f"(hash({column} * 2 + {stream}) / 18446744073709551616.0)"
+
+
 def generate(path: Path, n: int) -> float:
     """Write N events and N / 10 labels to ``path``; return the seconds it took."""
     t0 = time.perf_counter()
@@ -60,11 +67,12 @@ def generate(path: Path, n: int) -> float:
         "CREATE TABLE events AS SELECT i AS event_id, i * ? AS ts, 'm' AS model_id, "
         "'v1' AS probe_version, 't' AS tag, c AS confidence, "
         "ln(greatest(c, 1e-6) / greatest(1 - c, 1e-6)) AS raw_logit FROM ("
-        "SELECT i, pow(random(), CASE WHEN i < ? THEN 0.25 ELSE 0.4 END) AS c FROM range(?) t(i))",
+        f"SELECT i, pow({_uniform('i', 0)}, CASE WHEN i < ? THEN 0.25 ELSE 0.4 END) AS c "
+        "FROM range(?) t(i))",
         [DT, half, n],
     )
     con.execute(
-        "CREATE TABLE labels AS SELECT event_id, random() < confidence - "
+        f"CREATE TABLE labels AS SELECT event_id, {_uniform('event_id', 1)} < confidence - "
         "CASE WHEN event_id < ? THEN 0 ELSE 0.15 END AS correct FROM events "
         "WHERE event_id % 10 = 0",
         [half],
