@@ -1,8 +1,10 @@
-"""Shared fixtures: a real embedded Kafka broker (Tansu) and a throw-away DuckDB store."""
+"""Shared fixtures: a real embedded Kafka broker (Tansu) and a throw-away DuckDB store; no
+emitter thread outlives its test."""
 
 from __future__ import annotations
 
 import itertools
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +16,21 @@ from monitor.service.broker import EmbeddedBroker
 from monitor.store.database import Store
 
 _counter = itertools.count()
+
+
+def _emitter_threads() -> set[threading.Thread]:
+    return {t for t in threading.enumerate() if t.name.startswith("vlm-monitor-emitter")}
+
+
+@pytest.fixture(autouse=True)
+def no_emitter_thread_left() -> Iterator[None]:
+    """Every emitter thread a test starts has ended when it ends, so none (kafka-python draws
+    reconnect jitter from ``random``) runs into a later test's hypothesis strategies."""
+    before = _emitter_threads()
+    yield
+    for thread in _emitter_threads() - before:  # a connection attempt may end its timeout first
+        thread.join(timeout=10)
+        assert not thread.is_alive(), f"{thread.name} still running after the test"
 
 
 @pytest.fixture(scope="session")

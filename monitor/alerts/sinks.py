@@ -92,9 +92,10 @@ class WebhookAlertSink:
         worker.start()
         worker.join(self.timeout_s)
         where = f"webhook {self.display_url}"
-        if worker.is_alive():
-            raise AlertDeliveryError(f"{where} did not answer within {self.timeout_s:g} s")
         exc = result.get("error")
+        # the join and urllib's own socket timeout end together: either is the same timeout
+        if worker.is_alive() or isinstance(getattr(exc, "reason", exc), TimeoutError):
+            raise AlertDeliveryError(f"{where} did not answer within {self.timeout_s:g} s")
         if isinstance(exc, urllib.error.HTTPError):
             raise AlertDeliveryError(f"{where} answered HTTP {exc.code}") from None
         if exc is not None:

@@ -71,7 +71,9 @@ def test_no_broker_emit_never_blocks_and_counts_drops(make_event):
 
 
 def test_unserialisable_event_fails_without_raising(make_event):
-    emitter = KafkaEmitter("t", bootstrap_servers=[f"127.0.0.1:{_closed_port()}"])
+    emitter = KafkaEmitter(
+        "t", bootstrap_servers=[f"127.0.0.1:{_closed_port()}"], bootstrap_timeout_ms=100
+    )
     try:
         assert emitter.emit(make_event(1, confidence=float("nan"))) is False
         assert emitter.emit(object()) is False  # not even an event
