@@ -38,8 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from collectors.wire.codec import decode, encode
 from collectors.wire.events import ScoredEvent  # noqa: E402
-from monitor.ingest.consumer import DEFAULT_BATCH_SIZE, MAX_BATCH_BYTES  # noqa: E402
 from monitor.ingest.pipeline import WriteAhead, prepare, write  # noqa: E402
+from monitor.ingest.polling import DEFAULT_BATCH_SIZE, MAX_BATCH_BYTES  # noqa: E402
 from monitor.store.database import Store  # noqa: E402
 
 GOALS = {"score-only": 200_000, "512-d fp16 states": 40_000}

@@ -37,7 +37,7 @@ from monitor.ingest.pipeline import (  # noqa: F401 - IngestStats is part of thi
     stats_of,
     write,
 )
-from monitor.ingest.polling import DEFAULT_BATCH_SIZE, MAX_BATCH_BYTES, Poller  # noqa: F401
+from monitor.ingest.polling import DEFAULT_BATCH_SIZE, Poller
 from monitor.ingest.widths import StateWidths, store_lookup
 from monitor.store.database import Store
 
@@ -103,12 +103,16 @@ class Ingester:
         self.poller = Poller(
             kafka, store, batch_size, linger_s, create_topics, refresh_s, connect_timeout_s
         )
-        self.batch_size = self.poller.batch_size
         self._widths = StateWidths(store_lookup(store))
         self.clock = clock
         self.totals = IngestStats()
         self.pipelined = pipelined
         self._writer = WriteAhead(lambda batch: write(self.store, batch))
+
+    @property
+    def batch_size(self) -> int:
+        """Most records per transaction."""
+        return self.poller.batch_size
 
     # -- polling ----------------------------------------------------------------
     def _prepare(self, timeout_s: float) -> PreparedBatch | None:

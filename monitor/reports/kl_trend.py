@@ -109,7 +109,7 @@ def _bucket_counts(
 ) -> dict[float, np.ndarray]:
     """Confidence counts on ``edges`` per bucket of ``width`` seconds, binned in DuckDB."""
     per = bins.bucket_histograms(store, subject, start, end, "confidence", edges, width)
-    return {float(d): counts for d, (counts, _) in per.items() if d is not None}
+    return {float(d): counts for d, (counts, _) in per.items()}
 
 
 def _trailing_kl(

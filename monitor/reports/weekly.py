@@ -164,7 +164,7 @@ def write_weekly_report(
     n_ref, n_cur = (len(main["evidently"][i]["confidence"]) for i in (0, 1))
     sampled = (
         f" (on hash samples of {n_ref:,} reference and {n_cur:,} current events)"
-        if max(n_ref, n_cur) >= cfg.reliability_monitor.monitoring.sample_rows
+        if main["sampled"]
         else ""
     )
 
@@ -226,10 +226,13 @@ def _subject_week(
         "daily": [{**daily[d], "kl_divergence": trend.daily.get(d)} for d in days],
         "kl_over_time": [{"start": p, "kl_divergence": trend.values.get(p)} for p in trend.points],
     }
-    # evidently's table on bounded samples (the whole window when it is smaller)
+    # evidently's table on bounded samples (the whole window when it is smaller); one row
+    # more than the bound tells a window of exactly the bound from a sampled one
     n, cols = mon.sample_rows, queries.SCORE_COLUMNS
-    columns = {c: aggregates.sample(store, subject, *ref, c, n) for c in cols}
-    current = {c: aggregates.sample(store, subject, start, end, c, n) for c in cols}
+    columns = {c: aggregates.sample(store, subject, *ref, c, n + 1) for c in cols}
+    current = {c: aggregates.sample(store, subject, start, end, c, n + 1) for c in cols}
+    sampled = any(v.size > n for v in (*columns.values(), *current.values()))
+    columns, current = ({c: v[:n] for c, v in w.items()} for w in (columns, current))
     return {
         "subject": subject,
         "results": [s.result for s in ok if s.signal == "confidence"],
@@ -237,6 +240,7 @@ def _subject_week(
         "summary": summary,
         "figures": figures,
         "evidently": (columns, current),
+        "sampled": sampled,
     }
 
 

@@ -261,3 +261,22 @@ def test_the_page_renders_in_headless_chromium(story, tmp_path):
     assert pixels.shape == (2400, 1280)
     top = pixels[:1200]  # the story and its timeline figure come first
     assert top.std() > 20 and (top < 128).mean() > 0.01, "the top of the page is blank"
+
+
+def test_evidently_runs_on_bounded_samples_and_the_page_says_so(weekly, tmp_path):
+    _, tmp, report, *_ = weekly
+    assert "hash samples" not in report.html.read_text(encoding="utf-8")  # whole windows
+    (subject,) = json.loads(report.summary.read_text())["subjects"]
+    with Store(tmp / "m.duckdb") as store:
+        n_ref = store.execute(
+            "SELECT count(*) FROM all_events WHERE ts >= ? AND ts < ?", subject["reference_window"]
+        )[0][0]
+        bound = max(n_ref, subject["n_events"])
+        for rows, sampled in ((bound, False), (100, True)):  # exactly the bound is not a sample
+            cfg = parse_config({"reliability_monitor": {
+                "store": {"path": str(tmp / "m.duckdb"), "reports_dir": str(tmp_path / str(rows))},
+                "monitoring": {"bootstrap_resamples": 50, "sample_rows": rows},
+            }}, base_dir=tmp)  # fmt: skip
+            page = write_weekly_report(cfg, store, WEEK).html.read_text(encoding="utf-8")
+            assert ("hash samples of 100 reference and 100 current events" in page) == sampled
+            assert ("hash samples" in page) == sampled
